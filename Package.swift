@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "DeepInfantEdge",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "deepinfant-edge", targets: ["DeepInfantEdgeCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries from Debian, found with pkg-config (deploy/install-deps.sh installs them).
+        .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CSndfile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CSamplerate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // What Swift cannot import from ALSA directly (variadic error handler).
+        .target(name: "CALSAShim", dependencies: ["CALSA"]),
+
+        .target(name: "Capture", dependencies: [
+            "CALSA", "CALSAShim", "CSndfile", "CSamplerate",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Features", dependencies: ["CFFTW"]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]), .target(name: "CInferenceSupport"), .target(name: "Inference", dependencies: ["Features", "COpenBLAS", "CInferenceSupport"], resources: [.copy("Resources")]),
+        .target(name: "Messaging", dependencies: ["CMosquitto", "CSQLite", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "DeepInfantEdgeCLI", dependencies: [
+            "Capture", "Features", "Inference",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "Features"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Capture"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging"]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features"], resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v6]
+)

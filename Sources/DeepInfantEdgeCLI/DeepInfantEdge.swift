@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// `deepinfant-edge`: the nursery cry agent and its tools. Each subcommand lives in its own file.
+@main
+struct DeepInfantEdge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deepinfant-edge",
+        abstract: "Listens for infant cries, classifies why the baby cries, and reports over MQTT.",
+        discussion: """
+        Offline tools work on audio files (WAV, FLAC, OGG; any rate, resampled to 16 kHz mono).
+        """,
+        version: BuildInfo.version,
+        subcommands: [FeaturesCommand.self, BenchCommand.self]
+    )
+}
+
+enum BuildInfo {
+    static let version = "0.1.0"
+}

@@ -1,0 +1,4 @@
+import Messaging
+import Testing
+
+@Test func messagingModuleLinks() { #expect(String(describing: Messaging.self) == "Messaging") }
