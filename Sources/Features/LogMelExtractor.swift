@@ -12,6 +12,7 @@ public final class LogMelExtractor {
     private let window: [Double]
     private let filterbank: MelFilterbank
     private let power: UnsafeMutablePointer<Double>
+    private let melPower: UnsafeMutablePointer<Double>
     private let dbOffset: Float
     private let amin: Float
 
@@ -33,6 +34,8 @@ public final class LogMelExtractor {
         filterbank = MelFilterbank(parameters: parameters)
         power = .allocate(capacity: parameters.nBins)
         power.initialize(repeating: 0, count: parameters.nBins)
+        melPower = .allocate(capacity: parameters.nMels)
+        melPower.initialize(repeating: 0, count: parameters.nMels)
         amin = Float(parameters.dbAmin)
         dbOffset = Float(10 * log10(max(parameters.dbAmin, parameters.dbRef)))
         buffer = []
@@ -41,12 +44,15 @@ public final class LogMelExtractor {
         paddedCount = parameters.nFFT / 2
     }
 
-    deinit { power.deallocate() }
+    deinit {
+        power.deallocate()
+        melPower.deallocate()
+    }
 
     /// Frames produced so far.
     public var framesEmitted: Int { nextFrame }
 
-    /// Samples held for frames not yet complete (at most n_fft + hop): the extractor's whole memory of
+    /// Samples held for frames not yet complete (below 2·n_fft + hop): the extractor's whole memory of
     /// the stream.
     public var bufferedSamples: Int { buffer.count }
 
@@ -70,18 +76,24 @@ public final class LogMelExtractor {
 
     /// Appends samples and appends the frames that became complete to `out`.
     public func process<C: Collection>(_ samples: C, into out: inout FeatureMatrix) where C.Element == Float {
+        let done: Void? = samples.withContiguousStorageIfAvailable { process($0, into: &out) }
+        if done == nil { Array(samples).withUnsafeBufferPointer { process($0, into: &out) } }
+    }
+
+    /// The non-generic core (generic code across module boundaries is not specialised and paid for
+    /// metadata look-ups on every call).
+    public func process(_ samples: UnsafeBufferPointer<Float>, into out: inout FeatureMatrix) {
         precondition(!finished, "process after finish; call reset() first")
         let hop = parameters.hopLength, n = parameters.nFFT
-        var remaining = samples[...]
-        while !remaining.isEmpty {
-            // Take only as much as fits before the next frame is due, so the buffer never exceeds
-            // n_fft + hop samples.
+        var position = 0
+        while position < samples.count {
+            // Take only as much as the next frame needs, so the buffer stays within n_fft + hop samples.
             let needed = max(1, nextFrame * hop + n - paddedCount)
-            let take = remaining.prefix(needed)
-            buffer.append(contentsOf: take)
-            paddedCount += take.count
-            samplesSeen += take.count
-            remaining = remaining.dropFirst(take.count)
+            let take = min(needed, samples.count - position)
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: samples[position..<(position + take)]))
+            paddedCount += take
+            samplesSeen += take
+            position += take
             emitReadyFrames(into: &out)
         }
     }
@@ -123,29 +135,28 @@ public final class LogMelExtractor {
         let hop = parameters.hopLength, n = parameters.nFFT, nMels = parameters.nMels
         while nextFrame * hop + n <= paddedCount {
             let offset = nextFrame * hop - bufferStart
+            let input = fft.input
             buffer.withUnsafeBufferPointer { b in
                 window.withUnsafeBufferPointer { w in
-                    for i in 0..<n { fft.input[i] = Double(b[offset + i]) * w[i] }
+                    let src = b.baseAddress! + offset
+                    for i in 0..<n { input[i] = Double(src[i]) * w[i] }
                 }
             }
             fft.powerSpectrum(into: power)
+            filterbank.apply(power, into: melPower)
             let base = out.values.count
             out.values.append(contentsOf: repeatElement(0, count: nMels))
             out.values.withUnsafeMutableBufferPointer { dst in
                 for m in 0..<nMels {
-                    let s = filterbank.start[m]
-                    var acc: Double = 0
-                    filterbank.weights[m].withUnsafeBufferPointer { w in
-                        for j in 0..<w.count { acc += Double(w[j]) * power[s + j] }
-                    }
                     // librosa rounds S to float32 before power_to_db.
-                    dst[base + m] = 10 * log10f(max(amin, Float(acc))) - dbOffset
+                    dst[base + m] = 10 * log10f(max(amin, Float(melPower[m]))) - dbOffset
                 }
             }
             nextFrame += 1
-            // Drop samples no later frame needs.
+            // Drop samples no later frame needs, in batches of at least n_fft (one memmove per
+            // several frames instead of one per frame).
             let keepFrom = nextFrame * hop - bufferStart
-            if keepFrom > 0 {
+            if keepFrom >= n {
                 let drop = min(keepFrom, buffer.count)
                 buffer.removeFirst(drop)
                 bufferStart += drop

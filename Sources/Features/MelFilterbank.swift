@@ -7,6 +7,9 @@ public struct MelFilterbank: Sendable {
     public let start: [Int]
     /// Weights of each filter, from `start[m]` on, as float32 like librosa's.
     public let weights: [[Float]]
+    /// The same weights back to back (filter m at `offset[m]..<offset[m + 1]`), for the per-frame loop.
+    let flatWeights: [Double]
+    let offset: [Int]
 
     public init(parameters p: LogMelParameters) {
         let nBins = p.nBins
@@ -31,6 +34,34 @@ public struct MelFilterbank: Sendable {
         }
         self.start = start
         self.weights = weights
+        flatWeights = weights.flatMap { $0.map(Double.init) }
+        offset = weights.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+    }
+
+    /// Projects a power spectrum onto the filters: `out[m] = Σ w[m][j] · power[start[m] + j]`.
+    @inline(__always)
+    func apply(_ power: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        flatWeights.withUnsafeBufferPointer { w in
+            start.withUnsafeBufferPointer { st in
+                offset.withUnsafeBufferPointer { off in
+                    for m in 0..<st.count {
+                        let p = power + st[m]
+                        // Four partial sums: one long dependency chain of adds was the loop's bottleneck.
+                        var a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+                        let wm = w.baseAddress! + off[m]
+                        let count = off[m + 1] - off[m]
+                        var k = 0
+                        while k + 4 <= count {
+                            a0 += wm[k] * p[k]; a1 += wm[k + 1] * p[k + 1]
+                            a2 += wm[k + 2] * p[k + 2]; a3 += wm[k + 3] * p[k + 3]
+                            k += 4
+                        }
+                        while k < count { a0 += wm[k] * p[k]; k += 1 }
+                        out[m] = (a0 + a1) + (a2 + a3)
+                    }
+                }
+            }
+        }
     }
 
     /// Total non-zero weights (the cost of one frame's projection).
