@@ -28,15 +28,17 @@ let package = Package(
         ]),
         .target(name: "Features", dependencies: ["CFFTW"]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]), .target(name: "CInferenceSupport"), .target(name: "Inference", dependencies: ["Features", "COpenBLAS", "CInferenceSupport"], resources: [.copy("Resources")]),
+        .target(name: "Gate", dependencies: ["Features", "Inference"]),
         .target(name: "Messaging", dependencies: ["CMosquitto", "CSQLite", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "DeepInfantEdgeCLI", dependencies: [
-            "Capture", "Features", "Inference",
+            "Capture", "Features", "Inference", "Gate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Features"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Capture"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GateTests", dependencies: ["Gate", "Capture", "Inference", "Features"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features"], resources: [.copy("Fixtures")]),
     ],

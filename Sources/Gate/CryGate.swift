@@ -1,0 +1,195 @@
+import Features
+import Foundation
+import Inference
+
+/// The stage between capture and reporting: stage 1 (`ActivityDetector`) on every sample, log-mel
+/// features on every sample (cheap: ~31 frames/s), and — only while something is louder than the
+/// background — stage 2, the cry detector CRNN on the last window every `analysisHopSeconds`, then the
+/// reason CRNN on cry windows. `EpisodeTracker` turns the windows into start/update/end events.
+///
+/// One instance per audio stream, used from one task at a time (it owns two engines' scratch memory).
+public final class CryGate {
+    public private(set) var settings: GateSettings
+    public let cryModel: ModelBundle
+    public private(set) var reasonModel: ModelBundle
+    public let featureParameters: LogMelParameters
+
+    private let extractor: LogMelExtractor
+    private let cryEngine: CRNNEngine
+    private var reasonEngine: CRNNEngine
+    private var activity: ActivityDetector
+    private var tracker: EpisodeTracker
+    private let cryIndex: Int
+    private let windowFrames: Int
+    private var hopFrames: Int
+    /// The last `windowFrames` feature frames, oldest first (a sliding buffer, compacted in place).
+    private var recent: [Float]
+    private var features: FeatureMatrix
+    private var framesSinceAnalysis = 0
+    private var totalFrames = 0
+    private var probs: [Float]
+    private var reasonLog: [Float]
+    private var levelEnergy = 0.0, levelCount = 0, levelStart = 0.0
+    private var streamTime = 0.0
+    private var baseDate: Date?
+
+    /// Counters for diagnostics: windows analysed by each model, and frames the activity detector passed.
+    public private(set) var cryWindowsAnalysed = 0
+    public private(set) var reasonWindowsAnalysed = 0
+
+    public init(cryModel: ModelBundle, reasonModel: ModelBundle, settings: GateSettings = GateSettings()) throws {
+        try settings.validate()
+        guard cryModel.metadata.features.logMel == reasonModel.metadata.features.logMel else {
+            throw GateError.incompatibleModels("cry and reason models use different features")
+        }
+        guard let cryIndex = cryModel.labels.firstIndex(of: "cry") else {
+            throw GateError.incompatibleModels("cry model has no \"cry\" label (labels: \(cryModel.labels))")
+        }
+        self.settings = settings
+        self.cryModel = cryModel
+        self.reasonModel = reasonModel
+        self.cryIndex = cryIndex
+        featureParameters = cryModel.metadata.features.logMel
+        extractor = try LogMelExtractor(parameters: featureParameters)
+        windowFrames = cryModel.metadata.window.frames
+        cryEngine = CRNNEngine(model: cryModel, maxFrames: windowFrames)
+        reasonEngine = CRNNEngine(model: reasonModel, maxFrames: windowFrames)
+        activity = ActivityDetector(marginDB: settings.activityMarginDB, minDBFS: settings.activityMinDBFS)
+        let windowSeconds = Double(windowFrames * featureParameters.hopLength) / Double(featureParameters.sampleRate)
+        tracker = EpisodeTracker(settings: settings, labels: reasonModel.labels, windowSeconds: windowSeconds)
+        hopFrames = Self.hopFrames(settings, featureParameters)
+        recent = []
+        recent.reserveCapacity(2 * windowFrames * featureParameters.nMels)
+        features = FeatureMatrix(nMels: featureParameters.nMels)
+        features.values.reserveCapacity(64 * featureParameters.nMels)
+        probs = [Float](repeating: 0, count: cryModel.labels.count)
+        reasonLog = [Float](repeating: 0, count: reasonModel.labels.count)
+    }
+
+    static func hopFrames(_ s: GateSettings, _ p: LogMelParameters) -> Int {
+        max(1, Int((s.analysisHopSeconds * Double(p.sampleRate) / Double(p.hopLength)).rounded()))
+    }
+
+    public var isCrying: Bool { tracker.isCrying }
+    public var labels: [String] { reasonModel.labels }
+
+    /// Applies new settings between windows (remote config); an open episode continues.
+    public func update(settings new: GateSettings) throws {
+        try new.validate()
+        settings = new
+        tracker.settings = new
+        activity.marginDB = new.activityMarginDB
+        activity.minDBFS = new.activityMinDBFS
+        hopFrames = Self.hopFrames(new, featureParameters)
+    }
+
+    /// Swaps the reason model between windows. Labels may change, so an open episode is closed first
+    /// (its end event is returned) and the next cry opens a new one: no window is lost or counted twice.
+    public func swapReasonModel(_ model: ModelBundle) throws -> [GateEvent] {
+        guard model.metadata.features.logMel == featureParameters, model.metadata.architecture.nMels == featureParameters.nMels else {
+            throw GateError.incompatibleModels("reason model features differ from the cry model's")
+        }
+        var events: [GateEvent] = []
+        if tracker.isCrying { events = tracker.end(at: streamTime, date: date(at: streamTime)) }
+        reasonModel = model
+        reasonEngine = CRNNEngine(model: model, maxFrames: windowFrames)
+        reasonLog = [Float](repeating: 0, count: model.labels.count)
+        tracker = EpisodeTracker(settings: settings, labels: model.labels, windowSeconds: tracker.windowSeconds)
+        return events
+    }
+
+    /// Feeds a chunk of 16 kHz mono audio; returns the events it caused, in order.
+    public func process(_ samples: [Float], startIndex: Int64, timestamp: Date) -> [GateEvent] {
+        if baseDate == nil { baseDate = timestamp.addingTimeInterval(-Double(startIndex) / 16_000) }
+        let chunkStart = Double(startIndex) / 16_000
+        var events: [GateEvent] = []
+        samples.withUnsafeBufferPointer { buf in
+            _ = activity.process(buf, startTime: chunkStart)
+            for x in buf { levelEnergy += Double(x * x) }
+            levelCount += buf.count
+            features.values.removeAll(keepingCapacity: true)
+            extractor.process(buf, into: &features)
+        }
+        streamTime = chunkStart + Double(samples.count) / 16_000
+        appendFrames(&events)
+        if Double(levelCount) / 16_000 >= settings.levelIntervalSeconds {
+            events.append(.level(dbfs: (SoundLevel.dbfs(meanSquare: levelEnergy / Double(levelCount)) * 10).rounded() / 10,
+                                 at: date(at: streamTime), streamTime: streamTime))
+            levelEnergy = 0
+            levelCount = 0
+        }
+        return events
+    }
+
+    /// Ends the input: analyses what is left and closes an open episode.
+    public func finish() -> [GateEvent] {
+        var events: [GateEvent] = []
+        features.values.removeAll(keepingCapacity: true)
+        extractor.finish(into: &features)
+        appendFrames(&events)
+        events += tracker.end(at: streamTime, date: date(at: streamTime))
+        return events
+    }
+
+    private func date(at t: Double) -> Date { (baseDate ?? Date()).addingTimeInterval(t) }
+
+    private func appendFrames(_ events: inout [GateEvent]) {
+        let nMels = featureParameters.nMels
+        for f in 0..<features.frames {
+            recent.append(contentsOf: features.frame(f))
+            if recent.count > 2 * windowFrames * nMels { recent.removeFirst(recent.count - windowFrames * nMels) }
+            totalFrames += 1
+            framesSinceAnalysis += 1
+            if framesSinceAnalysis >= hopFrames {
+                framesSinceAnalysis = 0
+                analyse(&events)
+            }
+        }
+    }
+
+    /// Time (s) of the end of the newest frame's centre.
+    private var frameTime: Double { Double((totalFrames - 1) * featureParameters.hopLength) / Double(featureParameters.sampleRate) }
+
+    private func analyse(_ events: inout [GateEvent]) {
+        let nMels = featureParameters.nMels
+        let frames = min(windowFrames, recent.count / nMels)
+        guard frames >= cryEngine.minFrames else { return }
+        let t = frameTime
+        let windowStart = t - Double(frames * featureParameters.hopLength) / Double(featureParameters.sampleRate)
+        // Stage 2 only if stage 1 saw activity inside this window, or while an episode is open (so a long
+        // cry that the floor starts to absorb is still followed to its end).
+        let active = activity.lastActive >= windowStart || tracker.isCrying
+        var window = EpisodeTracker.Window(time: t, date: date(at: t), cryProbability: 0, reasonLogProbabilities: nil)
+        if active {
+            let start = recent.count - frames * nMels
+            recent.withUnsafeBufferPointer { all in
+                let slice = UnsafeBufferPointer(rebasing: all[start...])
+                probs.withUnsafeMutableBufferPointer { out in try? cryEngine.probabilities(features: slice, frames: frames, into: out) }
+                cryWindowsAnalysed += 1
+                window.cryProbability = Double(probs[cryIndex])
+                if window.cryProbability >= settings.cryThreshold {
+                    reasonLog.withUnsafeMutableBufferPointer { out in try? reasonEngine.logProbabilities(features: slice, frames: frames, into: out) }
+                    reasonWindowsAnalysed += 1
+                    window.reasonLogProbabilities = reasonLog.map(Double.init)
+                }
+            }
+        }
+        // A quiet window costs no inference; it still resets a pending onset and advances the hang-over.
+        events += tracker.add(window)
+    }
+}
+
+public enum GateError: Error, Equatable, CustomStringConvertible {
+    case incompatibleModels(String)
+    public var description: String {
+        switch self { case let .incompatibleModels(why): "incompatible models: \(why)" }
+    }
+}
+
+extension ModelFeatureParameters {
+    /// The front-end parameters these model features correspond to (validated when the model loaded).
+    public var logMel: LogMelParameters {
+        LogMelParameters(sampleRate: sampleRate, nFFT: nFft, hopLength: hopLength, nMels: nMels, fmin: fmin, fmax: fmax,
+                         dbRef: dbRef, dbAmin: dbAmin)
+    }
+}
