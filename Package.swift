@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C libraries from Debian, found with pkg-config (deploy/install-deps.sh installs them).
@@ -29,9 +30,14 @@ let package = Package(
         .target(name: "Features", dependencies: ["CFFTW"]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]), .target(name: "CInferenceSupport"), .target(name: "Inference", dependencies: ["Features", "COpenBLAS", "CInferenceSupport"], resources: [.copy("Resources")]),
         .target(name: "Gate", dependencies: ["Features", "Inference"]),
+        .target(name: "Agent", dependencies: [
+            "Capture", "Features", "Gate", "Inference", "Messaging",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Messaging", dependencies: ["CMosquitto", "CSQLite", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "DeepInfantEdgeCLI", dependencies: [
-            "Capture", "Features", "Inference", "Gate",
+            "Capture", "Features", "Inference", "Gate", "Agent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -39,6 +45,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "Features"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Capture"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GateTests", dependencies: ["Gate", "Capture", "Inference", "Features"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Messaging", "Gate", "Inference", "Capture"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features"], resources: [.copy("Fixtures")]),
     ],

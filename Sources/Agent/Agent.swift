@@ -1,0 +1,147 @@
+import Capture
+import Foundation
+import Gate
+import Inference
+import Logging
+import Messaging
+
+/// The node: capture → gate (activity, cry CRNN, episodes, reason CRNN) → MQTT publisher, until the input
+/// ends or the task running `run()` is cancelled (SIGTERM/SIGINT in `deepinfant-edge run`).
+///
+/// Buffering: capture hands chunks over an `AsyncStream` bounded at `audio.queue_chunks` (10 s by
+/// default); if the gate ever falls that far behind, the oldest audio is dropped, counted and logged by
+/// the capture stage. Events are never dropped: they go to the SQLite outbox before the broker.
+///
+/// Shutdown: the capture stream ends, the gate analyses what it has and closes an open episode, then
+/// the publisher flushes the outbox as far as the broker allows (deadline 5 s) and publishes `offline`.
+public final class Agent: Sendable {
+    public let config: AgentConfig
+    public let cryModel: ModelBundle
+    public let reasonModel: ModelBundle
+    private let logger: Logger
+    private let startedAt = Date()
+
+    public init(config: AgentConfig, cryModel: ModelBundle, reasonModel: ModelBundle, logger: Logger = Logger(label: "deepinfant.agent")) {
+        self.config = config
+        self.cryModel = cryModel
+        self.reasonModel = reasonModel
+        self.logger = logger
+    }
+
+    /// Loads the configured models; a model that fails to load is replaced by the embedded default, and
+    /// the log says so (a node with a bad model file still protects the nursery).
+    public static func loadModels(_ config: AgentConfig, logger: Logger) throws -> (cry: ModelBundle, reason: ModelBundle) {
+        func load(_ path: String?, embedded: () throws -> ModelBundle, what: String) throws -> ModelBundle {
+            guard let path, !path.isEmpty else { return try embedded() }
+            do { return try ModelBundle.load(path: path) } catch {
+                logger.error("\(what) model file rejected, using the embedded model instead", metadata: ["path": "\(path)", "error": "\(error)"])
+                return try embedded()
+            }
+        }
+        return (try load(config.model.cryPath, embedded: { try ModelBundle.embeddedCryDetector() }, what: "cry"),
+                try load(config.model.path, embedded: { try ModelBundle.embeddedDefault() }, what: "reason"))
+    }
+
+    /// Runs until the input ends or the calling task is cancelled; then shuts down cleanly.
+    public func run() async throws {
+        let nodeID = config.nodeID
+        let topics = Topics(prefix: config.mqtt.prefix, nodeID: nodeID, discoveryPrefix: config.mqtt.discoveryPrefix)
+        try FileManager.default.createDirectory(atPath: config.node.stateDir, withIntermediateDirectories: true)
+        let outbox = try Outbox(path: config.node.stateDir + "/outbox.sqlite", bound: config.mqtt.outboxMaxEvents)
+        let discovery = config.mqtt.discovery
+            ? HomeAssistantDiscovery(topics: topics, labels: reasonModel.labels, modelVersion: reasonModel.metadata.version,
+                                     softwareVersion: AgentInfo.softwareVersion)
+            : nil
+        let publisher = try NodePublisher(settings: try mqttSettings(clientID: nodeID), topics: topics, outbox: outbox,
+                                          discovery: discovery, logger: Logger(label: "deepinfant.mqtt"))
+        try await publisher.start()
+        let source: any AudioSource = config.audio.input.map { FileAudioSource(path: $0, chunkSize: config.audio.chunkSamples, realTime: config.audio.realTime) }
+            ?? ALSACaptureSource(configuration: .init(device: config.audio.device, chunkSize: config.audio.chunkSamples,
+                                                      realTime: config.audio.realTime))
+        var audioStatus = source.name
+        await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+        await publisher.publishState(StatePayload(crying: false, since: Date()))
+
+        let gate = try CryGate(cryModel: cryModel, reasonModel: reasonModel, settings: config.gate)
+        var reporter = EpisodeReporter(modelVersion: reasonModel.metadata.version)
+        var level = -120.0
+        logger.info("listening", metadata: ["node": "\(nodeID)", "audio": "\(source.name)", "broker": "\(config.mqtt.broker)",
+                                            "model": "\(reasonModel.metadata.name) \(reasonModel.metadata.version)"])
+
+        func report(_ events: [GateEvent]) async {
+            for event in events {
+                switch reporter.map(event, levelDBFS: level) {
+                case let .event(payload, state):
+                    logger.info("cry \(payload.type.rawValue)", metadata: ["episode": "\(payload.episodeID)", "reason": "\(payload.reason)",
+                                                                         "confidence": "\(payload.confidence)"])
+                    do { try await publisher.publishEvent(payload) } catch { logger.error("event not persisted: \(error)") }
+                    if let state { await publisher.publishState(state) }
+                case let .level(dbfs, at):
+                    await publisher.publishLevel(dbfs, at: at)
+                }
+            }
+        }
+
+        for await event in source.events() {
+            switch event {
+            case let .audio(chunk):
+                level = Self.chunkLevel(chunk.samples)
+                await report(gate.process(chunk.samples, startIndex: chunk.startIndex, timestamp: chunk.timestamp))
+            case let .opened(device, rate, channels, format):
+                audioStatus = source.name
+                logger.info("audio open", metadata: ["device": "\(device)", "rate": "\(rate)", "channels": "\(channels)", "format": "\(format)"])
+                await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+            case let .unavailable(device, reason, _):
+                audioStatus = "unavailable: \(reason)"
+                logger.warning("audio unavailable", metadata: ["device": "\(device)", "error": "\(reason)"])
+                await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+            case let .overrun(total):
+                logger.warning("audio overrun", metadata: ["total": "\(total)"])
+            }
+        }
+        // Input ended or we were cancelled: close the episode, then flush and go offline. Shutdown runs in
+        // a fresh task so the caller's cancellation does not cut the flush short.
+        await report(gate.finish())
+        await Task { await publisher.shutdown(deadline: .seconds(5)) }.value
+        logger.info("stopped", metadata: ["cry_windows": "\(gate.cryWindowsAnalysed)", "reason_windows": "\(gate.reasonWindowsAnalysed)"])
+    }
+
+    static func chunkLevel(_ samples: [Float]) -> Double {
+        guard !samples.isEmpty else { return -120 }
+        var acc = 0.0
+        for x in samples { acc += Double(x * x) }
+        return (SoundLevel.dbfs(meanSquare: acc / Double(samples.count)) * 10).rounded() / 10
+    }
+
+    private func info(nodeID: String, audio: String) -> InfoPayload {
+        InfoPayload(nodeID: nodeID, softwareVersion: AgentInfo.softwareVersion,
+                    model: .init(name: reasonModel.metadata.name, version: reasonModel.metadata.version, labels: reasonModel.labels),
+                    audioDevice: audio, startedAt: startedAt, uptimeS: Date().timeIntervalSince(startedAt).rounded(),
+                    configHash: ConfigHash.of(config))
+    }
+
+    private func mqttSettings(clientID: String) throws -> MQTTSettings {
+        let broker = try MQTTSettings.parseBrokerURL(config.mqtt.broker)
+        let tls = broker.secure ? MQTTTLSSettings(caFile: config.mqtt.caFile ?? "", certFile: config.mqtt.certFile, keyFile: config.mqtt.keyFile) : nil
+        return MQTTSettings(host: broker.host, port: broker.port, clientID: clientID,
+                            username: config.mqtt.username ?? broker.username, password: config.mqtt.password ?? broker.password,
+                            tls: tls, keepalive: config.mqtt.keepalive)
+    }
+}
+
+public enum AgentInfo {
+    public static let softwareVersion = "0.1.0"
+}
+
+/// A short stable fingerprint of the effective configuration (secrets excluded), shown in `info` so a
+/// fleet owner can see which nodes run the same settings.
+public enum ConfigHash {
+    public static func of(_ c: AgentConfig) -> String {
+        var redacted = c
+        redacted.mqtt.password = nil
+        let text = String(describing: redacted)
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(h, radix: 16)
+    }
+}

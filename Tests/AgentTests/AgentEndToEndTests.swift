@@ -1,0 +1,143 @@
+import Agent
+import Capture
+import Foundation
+import Gate
+import Inference
+import Testing
+
+/// Recording → ALSA file PCM → gate → CRNNs → real mosquitto → a real subscriber.
+@Suite(.serialized)
+struct AgentEndToEndTests {
+    static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+
+    /// An ALSA config owned by this test process: `file` PCMs over `null` that capture raw S16_LE files.
+    static let alsaDirectory: URL = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("deepinfant-agent-alsa-\(getpid())")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let conf = """
+        pcm.null { type null }
+        pcm.nursery { type file slave.pcm "null" file "/dev/null" format "raw" infile "\(dir.path)/nursery.raw" }
+        """
+        try! conf.write(to: dir.appendingPathComponent("asound.conf"), atomically: true, encoding: .utf8)
+        setenv("ALSA_CONFIG_PATH", dir.appendingPathComponent("asound.conf").path, 1)
+        return dir
+    }()
+
+    /// `seconds` of silence, the recording, and `after` seconds of silence, as the nursery PCM's input.
+    static func writeNurseryAudio(_ file: String, before: Double, after: Double) throws -> [Float] {
+        let recording = try AudioFile.read(path: fixtures.appendingPathComponent(file).path)
+        let audio = [Float](repeating: 0, count: Int(before * 16_000)) + recording + [Float](repeating: 0, count: Int(after * 16_000))
+        let ints = audio.map { Int16(clamping: Int(($0 * 32768).rounded())) }
+        try ints.withUnsafeBytes { Data($0) }.write(to: alsaDirectory.appendingPathComponent("nursery.raw"))
+        return audio
+    }
+
+    static func config(broker: TestBroker, node: String) -> AgentConfig {
+        var c = AgentConfig()
+        c.node.id = node
+        c.node.stateDir = broker.directory.appendingPathComponent("state-\(node)").path
+        c.mqtt.broker = broker.url
+        c.log.level = "warning"
+        return c
+    }
+
+    static func models() throws -> (ModelBundle, ModelBundle) {
+        (try ModelBundle.embeddedCryDetector(), try ModelBundle.embeddedDefault())
+    }
+
+    @Test("a cry through the real ALSA path gives start, updates and end with the reason; status goes offline")
+    func cryThroughALSA() async throws {
+        _ = Self.alsaDirectory
+        let broker = try TestBroker()
+        let sub = try Subscriber(port: broker.port, filter: "deepinfant/e2e/#")
+        let audio = try Self.writeNurseryAudio("cry-hungry.flac", before: 3, after: 8)
+        var cfg = Self.config(broker: broker, node: "e2e")
+        cfg.audio.device = "nursery"
+        let (cry, reason) = try Self.models()
+        // The reason the gate gives for the same audio offline: live and offline paths must agree.
+        let offline = try CryGate(cryModel: cry, reasonModel: reason, settings: cfg.gate)
+        var offlineEvents: [GateEvent] = []
+        var i = 0
+        while i < audio.count {
+            let end = min(audio.count, i + 1600)
+            offlineEvents += offline.process(Array(audio[i..<end]), startIndex: Int64(i), timestamp: Date())
+            i = end
+        }
+        var expectedReason: String?
+        for case let .cryEnded(_, _, _, _, _, _, estimate) in offlineEvents { expectedReason = estimate.reason }
+        try #require(expectedReason != nil, "the gate found no cry offline in the bundled cry recording")
+
+        let agent = Agent(config: cfg, cryModel: cry, reasonModel: reason)
+        let task = Task { try await agent.run() }
+        let ended = await sub.wait(timeout: 60) { msgs in msgs.contains { $0.topic == "deepinfant/e2e/event" && $0.payload.contains("\"type\":\"end\"") } }
+        task.cancel()
+        try await task.value
+        #expect(ended)
+        #expect(await sub.wait(timeout: 5) { $0.last { $0.topic == "deepinfant/e2e/status" }?.payload == "offline" })
+        let events = sub.events()
+        let types = events.compactMap { $0["type"] as? String }
+        #expect(types.first == "start" && types.last == "end")
+        #expect(types.filter { $0 == "start" }.count == 1 && types.filter { $0 == "end" }.count == 1)
+        #expect(Set(events.compactMap { $0["episode_id"] as? String }).count == 1)
+        #expect(events.compactMap { $0["seq"] as? Int } == Array(0..<events.count))
+        #expect(events.last?["reason"] as? String == expectedReason)
+        #expect((events.last?["duration_s"] as? Double ?? 0) > 3)
+        let status = sub.messages.filter { $0.topic == "deepinfant/e2e/status" }.map(\.payload)
+        #expect(status.first == "online")
+        #expect(sub.messages.contains { $0.topic == "deepinfant/e2e/info" && $0.payload.contains("alsa:nursery") })
+    }
+
+    @Test("speech produces no cry event", arguments: ["speech.flac"])
+    func noEventForSpeech(file: String) async throws {
+        let broker = try TestBroker()
+        let sub = try Subscriber(port: broker.port, filter: "deepinfant/quiet/#")
+        var cfg = Self.config(broker: broker, node: "quiet")
+        cfg.audio.input = Self.fixtures.appendingPathComponent(file).path
+        let (cry, reason) = try Self.models()
+        try await Agent(config: cfg, cryModel: cry, reasonModel: reason).run()
+        #expect(await sub.wait(timeout: 5) { $0.last { $0.topic == "deepinfant/quiet/status" }?.payload == "offline" })
+        #expect(sub.events().isEmpty, "events: \(sub.events())")
+        #expect(sub.messages.contains { $0.topic == "deepinfant/quiet/status" && $0.payload == "online" })
+    }
+
+    @Test("SIGTERM publishes offline and exits 0 within the deadline")
+    func sigterm() async throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("deepinfant-edge")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build the executable first (swift build)")
+        let broker = try TestBroker()
+        let sub = try Subscriber(port: broker.port, filter: "deepinfant/term/status")
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["run", "--broker", broker.url, "--node-id", "term", "--state-dir", broker.directory.appendingPathComponent("state").path,
+                       "--input", Self.fixtures.appendingPathComponent("cry-hungry.flac").path, "--real-time", "--log-level", "warning"]
+        try p.run()
+        #expect(await sub.wait(timeout: 10) { $0.contains { $0.payload == "online" } })
+        let sent = Date()
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let took = Date().timeIntervalSince(sent)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0)
+        #expect(took < 5, "shutdown took \(took) s")
+        #expect(await sub.wait(timeout: 3) { $0.last?.payload == "offline" })
+    }
+
+    @Test("a bad config exits 78 naming the key, before anything starts")
+    func badConfigExit() throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("deepinfant-edge")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let file = dir.appendingPathComponent("bad.toml")
+        try "[gate]\ncry_threshold = 2.0\n".write(to: file, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["run", "--config", file.path]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 78)
+        #expect(message.contains("gate.cry_threshold"), "\(message)")
+    }
+}
