@@ -1,14 +1,47 @@
 #!/usr/bin/env bash
-# README command 1 (the main job on a fresh machine): install, build, and run DeepInfant Edge on a bundled
-# real recording. Usage: bash deploy/demo.sh
+# README command 1 — the main job on a fresh machine: installs what it needs, builds, starts a local
+# mosquitto (unless DEEPINFANT_BROKER is set), and runs the agent on bundled real recordings through the
+# real ALSA capture path (the ALSA `file` plugin, paced to real time), showing the MQTT messages as a
+# subscriber sees them. With a microphone: DEEPINFANT_AUDIO_DEVICE=default bash deploy/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 swift build -c release --product deepinfant-edge
-bin=.build/release/deepinfant-edge
-echo; echo "== classify the bundled recordings (embedded default model)"
-"$bin" classify samples/cry-hungry.flac samples/speech.flac samples/dog.flac || true
-echo; echo "== log-mel features of the cry, as the model sees them"
-"$bin" features samples/cry-hungry.flac --out /tmp/deepinfant-cry-hungry.npy
-echo; echo "== front-end throughput"
-"$bin" bench features --seconds 120 --repeats 1
+bin="$(swift build -c release --show-bin-path)/deepinfant-edge"
+work=$(mktemp -d)
+cleanup() { [ -n "${sub_pid:-}" ] && kill "$sub_pid" 2>/dev/null; [ -n "${broker_pid:-}" ] && kill "$broker_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+broker="${DEEPINFANT_BROKER:-}"
+if [ -z "$broker" ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18830)
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" > "$work/mosquitto.conf"
+  /usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+  broker_pid=$!
+  broker="mqtt://127.0.0.1:$port"
+  sleep 0.3
+  echo "== local mosquitto on $broker"
+fi
+host=$(echo "$broker" | sed -E 's#^mqtts?://([^:/]+).*#\1#'); port=$(echo "$broker" | sed -E 's#^mqtts?://[^:]+:?([0-9]*).*#\1#'); port=${port:-1883}
+
+device="${DEEPINFANT_AUDIO_DEVICE:-}"
+seconds=26
+if [ -z "$device" ]; then
+  # No microphone here: an ALSA PCM that captures a bundled cry, then speech, then a dog, from a raw file.
+  "$bin" raw-audio samples/cry-hungry.flac samples/speech.flac samples/dog.flac --gap 2 --out "$work/nursery.raw"
+  cat > "$work/asound.conf" <<CONF
+pcm.demo { type file slave.pcm { type null } file "/dev/null" format "raw" infile "$work/nursery.raw" }
+CONF
+  export ALSA_CONFIG_PATH="$work/asound.conf"
+  device=demo
+fi
+
+echo "== subscriber: mosquitto_sub -v -t 'deepinfant/#' -t 'homeassistant/+/demo/#'"
+mosquitto_sub -h "$host" -p "$port" -v -t 'deepinfant/#' -t 'homeassistant/+/demo/#' > >(cut -c1-200 | sed -u 's/^/  mqtt> /') &
+sub_pid=$!
+sleep 0.3
+echo "== deepinfant-edge run --audio-device $device --real-time (for ${seconds} s): cry at 2-9 s, speech at 11-19 s, dog at 21-26 s"
+"$bin" run --broker "$broker" --node-id demo --audio-device "$device" --real-time \
+  --state-dir "$work/state" --duration "$seconds" --log-level notice
+sleep 0.5
+echo "== agent stopped cleanly (status above ends with 'offline')"

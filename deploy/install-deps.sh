@@ -7,6 +7,7 @@ PACKAGES=(
   pkg-config
   libasound2-dev libasound2-plugins alsa-utils   # ALSA capture (+ aplay/arecord for diagnostics)
   libfftw3-dev                                    # fftw3f: STFT for the log-mel front end
+  libopenblas-dev                                 # sgemm/sgemv for the CRNN engine (Inference)
   libsndfile1-dev                                 # reading WAV/FLAC/OGG recordings
   libsamplerate0-dev                              # band-limited resampling to 16 kHz
   libmosquitto-dev mosquitto mosquitto-clients    # MQTT client library, a local broker, mosquitto_sub

@@ -18,6 +18,8 @@ public final class Agent: Sendable {
     public let config: AgentConfig
     public let cryModel: ModelBundle
     public let reasonModel: ModelBundle
+    /// Live changes from the control stage (remote config, model updates).
+    public let control = AgentControl()
     private let logger: Logger
     private let startedAt = Date()
 
@@ -63,6 +65,7 @@ public final class Agent: Sendable {
         await publisher.publishState(StatePayload(crying: false, since: Date()))
 
         let gate = try CryGate(cryModel: cryModel, reasonModel: reasonModel, settings: config.gate)
+        control.attach(gate)
         var reporter = EpisodeReporter(modelVersion: reasonModel.metadata.version)
         var level = -120.0
         logger.info("listening", metadata: ["node": "\(nodeID)", "audio": "\(source.name)", "broker": "\(config.mqtt.broker)",
@@ -86,7 +89,16 @@ public final class Agent: Sendable {
             switch event {
             case let .audio(chunk):
                 level = Self.chunkLevel(chunk.samples)
-                await report(gate.process(chunk.samples, startIndex: chunk.startIndex, timestamp: chunk.timestamp))
+                let changes = control.drain()
+                if changes.modelChanged, let model = control.reasonModel {
+                    await report(changes.events)  // the closed episode, under the old model version
+                    reporter.modelVersion = model.metadata.version
+                    await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+                } else {
+                    await report(changes.events)
+                }
+                let events = control.withGate { $0.process(chunk.samples, startIndex: chunk.startIndex, timestamp: chunk.timestamp) } ?? []
+                await report(events)
             case let .opened(device, rate, channels, format):
                 audioStatus = source.name
                 logger.info("audio open", metadata: ["device": "\(device)", "rate": "\(rate)", "channels": "\(channels)", "format": "\(format)"])
@@ -101,7 +113,8 @@ public final class Agent: Sendable {
         }
         // Input ended or we were cancelled: close the episode, then flush and go offline. Shutdown runs in
         // a fresh task so the caller's cancellation does not cut the flush short.
-        await report(gate.finish())
+        await report(control.drain().events)
+        await report(control.withGate { $0.finish() } ?? [])
         await Task { await publisher.shutdown(deadline: .seconds(5)) }.value
         logger.info("stopped", metadata: ["cry_windows": "\(gate.cryWindowsAnalysed)", "reason_windows": "\(gate.reasonWindowsAnalysed)"])
     }
@@ -114,8 +127,9 @@ public final class Agent: Sendable {
     }
 
     private func info(nodeID: String, audio: String) -> InfoPayload {
-        InfoPayload(nodeID: nodeID, softwareVersion: AgentInfo.softwareVersion,
-                    model: .init(name: reasonModel.metadata.name, version: reasonModel.metadata.version, labels: reasonModel.labels),
+        let model = control.reasonModel ?? reasonModel
+        return InfoPayload(nodeID: nodeID, softwareVersion: AgentInfo.softwareVersion,
+                    model: .init(name: model.metadata.name, version: model.metadata.version, labels: model.labels),
                     audioDevice: audio, startedAt: startedAt, uptimeS: Date().timeIntervalSince(startedAt).rounded(),
                     configHash: ConfigHash.of(config))
     }

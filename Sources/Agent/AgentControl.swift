@@ -1,0 +1,67 @@
+import Foundation
+import Gate
+import Inference
+
+/// The running pipeline as the control stage sees it: live changes to the gate and the reason model.
+///
+/// The gate lives behind a lock that the pipeline holds while it processes one chunk, so a change lands
+/// between chunks — never inside an analysis window — and no window is lost or analysed twice. Events a
+/// change causes (a model swap closes the open episode) are queued for the pipeline to publish in order.
+public final class AgentControl: @unchecked Sendable {
+    private let lock = NSLock()
+    private var gate: CryGate?
+    private var queued: [GateEvent] = []
+    private var settingsChanged = false
+    private var modelChanged = false
+
+    public init() {}
+
+    /// Attached by `Agent.run()` once the gate exists.
+    func attach(_ gate: CryGate) { lock.withLock { self.gate = gate } }
+
+    /// Runs `body` on the gate with the lock held (the pipeline, per chunk).
+    func withGate<T>(_ body: (CryGate) -> T) -> T? { lock.withLock { gate.map(body) } }
+
+    /// Events caused by control changes, and whether info must be re-published.
+    func drain() -> (events: [GateEvent], modelChanged: Bool, settingsChanged: Bool) {
+        lock.withLock {
+            defer { queued = []; modelChanged = false; settingsChanged = false }
+            return (queued, modelChanged, settingsChanged)
+        }
+    }
+
+    public var isRunning: Bool { lock.withLock { gate != nil } }
+
+    /// The gate settings in force.
+    public var gateSettings: GateSettings? { lock.withLock { gate?.settings } }
+
+    /// The reason model in force.
+    public var reasonModel: ModelBundle? { lock.withLock { gate?.reasonModel } }
+
+    /// Applies validated settings between chunks. Throws (and changes nothing) when they are invalid or the
+    /// pipeline is not running.
+    public func applyGateSettings(_ settings: GateSettings) throws {
+        try lock.withLock {
+            guard let gate else { throw AgentControlError.notRunning }
+            try gate.update(settings: settings)
+            settingsChanged = true
+        }
+    }
+
+    /// Swaps the reason model between chunks; returns the model it replaced (keep it for rollback).
+    @discardableResult
+    public func swapReasonModel(_ model: ModelBundle) throws -> ModelBundle {
+        try lock.withLock {
+            guard let gate else { throw AgentControlError.notRunning }
+            let previous = gate.reasonModel
+            queued += try gate.swapReasonModel(model)
+            modelChanged = true
+            return previous
+        }
+    }
+}
+
+public enum AgentControlError: Error, Equatable, CustomStringConvertible {
+    case notRunning
+    public var description: String { "the audio pipeline is not running" }
+}

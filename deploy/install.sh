@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds DeepInfant Edge and installs it as a systemd service on this machine (Debian, Raspberry Pi OS).
+# Usage: sudo bash deploy/install.sh      (then edit /etc/deepinfant-edge/config.toml and restart)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/install-deps.sh
+swift build -c release --product deepinfant-edge
+bin=$(swift build -c release --show-bin-path)
+install -m 0755 "$bin/deepinfant-edge" /usr/local/bin/deepinfant-edge
+# The embedded models are SwiftPM resources that live next to the executable.
+rm -rf /usr/local/bin/DeepInfantEdge_Inference.resources
+cp -r "$bin/DeepInfantEdge_Inference.resources" /usr/local/bin/
+install -d -m 0755 /etc/deepinfant-edge /usr/local/share/doc/deepinfant-edge
+[ -f /etc/deepinfant-edge/config.toml ] || install -m 0644 config.example.toml /etc/deepinfant-edge/config.toml
+[ -f /etc/deepinfant-edge/secrets.env ] || install -m 0600 /dev/null /etc/deepinfant-edge/secrets.env
+install -m 0644 README.md /usr/local/share/doc/deepinfant-edge/README.md
+install -m 0644 deploy/systemd/deepinfant-edge.service /etc/systemd/system/deepinfant-edge.service
+systemctl daemon-reload
+systemctl enable --now deepinfant-edge.service
+systemctl --no-pager status deepinfant-edge.service || true
+echo "installed: edit /etc/deepinfant-edge/config.toml (and secrets.env), then: systemctl restart deepinfant-edge"
