@@ -5,6 +5,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure speed and memory of pipeline stages (build with -c release).",
-        subcommands: [BenchFeaturesCommand.self, BenchModelCommand.self]
+        subcommands: [BenchFeaturesCommand.self, BenchModelCommand.self, BenchPipelineCommand.self]
     )
 }

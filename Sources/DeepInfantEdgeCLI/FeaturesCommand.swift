@@ -2,6 +2,8 @@ import ArgumentParser
 import Capture
 import Features
 import Foundation
+import Gate
+import Inference
 
 /// `features`: the exact log-mel features the agent computes, as a NumPy file for the training code.
 struct FeaturesCommand: ParsableCommand {
@@ -27,16 +29,19 @@ struct FeaturesCommand: ParsableCommand {
     }
 }
 
-/// Log-mel parameters as command-line options, shared by `features` and `bench features`.
+/// Log-mel parameters as command-line options, shared by `features` and `bench features`. Unset options
+/// take the embedded model's feature parameters, so `features` writes exactly what the model sees.
 struct FeatureOptions: ParsableArguments {
-    @Option(name: .customLong("n-mels"), help: "Mel bands.") var nMels = 64
-    @Option(help: "Lowest mel frequency (Hz).") var fmin = 0.0
-    @Option(help: "Highest mel frequency (Hz).") var fmax = 8000.0
-    @Option(name: .customLong("n-fft"), help: "STFT window (samples).") var nFFT = 2048
-    @Option(help: "STFT hop (samples).") var hop = 512
+    @Option(name: .customLong("n-mels"), help: "Mel bands (default: the embedded model's).") var nMels: Int?
+    @Option(help: "Lowest mel frequency in Hz (default: the embedded model's).") var fmin: Double?
+    @Option(help: "Highest mel frequency in Hz (default: the embedded model's).") var fmax: Double?
+    @Option(name: .customLong("n-fft"), help: "STFT window in samples (default: the embedded model's).") var nFFT: Int?
+    @Option(help: "STFT hop in samples (default: the embedded model's).") var hop: Int?
 
     func parameters() throws -> LogMelParameters {
-        let p = LogMelParameters(nFFT: nFFT, hopLength: hop, nMels: nMels, fmin: fmin, fmax: fmax)
+        let base = (try? ModelBundle.embeddedDefault(verifySelfTest: false))?.metadata.features.logMel ?? LogMelParameters()
+        let p = LogMelParameters(nFFT: nFFT ?? base.nFFT, hopLength: hop ?? base.hopLength, nMels: nMels ?? base.nMels,
+                                 fmin: fmin ?? base.fmin, fmax: fmax ?? base.fmax)
         do { try p.validate() } catch { throw ValidationError(error.description) }
         return p
     }

@@ -56,7 +56,8 @@ public final class CryGate {
         reasonEngine = CRNNEngine(model: reasonModel, maxFrames: windowFrames)
         activity = ActivityDetector(marginDB: settings.activityMarginDB, minDBFS: settings.activityMinDBFS)
         let windowSeconds = Double(windowFrames * featureParameters.hopLength) / Double(featureParameters.sampleRate)
-        tracker = EpisodeTracker(settings: settings, labels: reasonModel.labels, windowSeconds: windowSeconds)
+        tracker = EpisodeTracker(settings: settings, labels: reasonModel.labels, windowSeconds: windowSeconds,
+                                 defaultThreshold: cryModel.metadata.gate?.threshold ?? 0.5)
         hopFrames = Self.hopFrames(settings, featureParameters)
         recent = []
         recent.reserveCapacity(2 * windowFrames * featureParameters.nMels)
@@ -71,6 +72,8 @@ public final class CryGate {
     }
 
     public var isCrying: Bool { tracker.isCrying }
+    /// The cry threshold in force.
+    public var cryThreshold: Double { tracker.threshold }
     public var labels: [String] { reasonModel.labels }
 
     /// Applies new settings between windows (remote config); an open episode continues.
@@ -94,7 +97,8 @@ public final class CryGate {
         reasonModel = model
         reasonEngine = CRNNEngine(model: model, maxFrames: windowFrames)
         reasonLog = [Float](repeating: 0, count: model.labels.count)
-        tracker = EpisodeTracker(settings: settings, labels: model.labels, windowSeconds: tracker.windowSeconds)
+        tracker = EpisodeTracker(settings: settings, labels: model.labels, windowSeconds: tracker.windowSeconds,
+                                 defaultThreshold: tracker.defaultThreshold)
         return events
     }
 
@@ -167,7 +171,7 @@ public final class CryGate {
                 probs.withUnsafeMutableBufferPointer { out in try? cryEngine.probabilities(features: slice, frames: frames, into: out) }
                 cryWindowsAnalysed += 1
                 window.cryProbability = Double(probs[cryIndex])
-                if window.cryProbability >= settings.cryThreshold {
+                if window.cryProbability >= tracker.threshold {
                     reasonLog.withUnsafeMutableBufferPointer { out in try? reasonEngine.logProbabilities(features: slice, frames: frames, into: out) }
                     reasonWindowsAnalysed += 1
                     window.reasonLogProbabilities = reasonLog.map(Double.init)

@@ -31,8 +31,9 @@ public struct EpisodeTracker: Sendable {
     private var pendingCry: [Window] = []
     private var episode: (id: UUID, onset: Double, lastCry: Double, lastUpdate: Double, windows: Int, logSum: [Double], crySum: Double)?
 
-    public init(settings: GateSettings, labels: [String], windowSeconds: Double) {
+    public init(settings: GateSettings, labels: [String], windowSeconds: Double, defaultThreshold: Double = 0.5) {
         self.settings = settings
+        self.defaultThreshold = defaultThreshold
         self.labels = labels
         self.windowSeconds = windowSeconds
     }
@@ -40,7 +41,11 @@ public struct EpisodeTracker: Sendable {
     public var isCrying: Bool { episode != nil }
     public var currentEpisode: UUID? { episode?.id }
 
-    public func isCry(_ w: Window) -> Bool { w.cryProbability >= settings.cryThreshold }
+    /// The threshold in force (settings, else the cry model's recommendation given at init, else 0.5).
+    public var threshold: Double { settings.cryThreshold ?? defaultThreshold }
+    public let defaultThreshold: Double
+
+    public func isCry(_ w: Window) -> Bool { w.cryProbability >= threshold }
 
     /// Feeds one analysed window; returns the episode events it causes.
     public mutating func add(_ w: Window) -> [GateEvent] {

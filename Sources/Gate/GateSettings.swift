@@ -5,8 +5,9 @@ public struct GateSettings: Sendable, Equatable, Codable {
     public var activityMarginDB: Double = 8
     /// …and above this absolute level (dBFS), so a silent room never wakes it.
     public var activityMinDBFS: Double = -55
-    /// Stage 2: a window whose cry probability reaches this is a cry window.
-    public var cryThreshold: Double = 0.5
+    /// Stage 2: a window whose cry probability reaches this is a cry window. Nil: the threshold recommended
+    /// in the cry model's metadata (chosen on out-of-fold predictions), else 0.5.
+    public var cryThreshold: Double?
     /// Cry windows needed in a row before an episode starts (onset hysteresis).
     public var minCryWindows: Int = 1
     /// Seconds without a cry window before an episode ends (hang-over).
@@ -29,7 +30,7 @@ public struct GateSettings: Sendable, Equatable, Codable {
         }
         try check(activityMarginDB.isFinite && activityMarginDB >= 0 && activityMarginDB <= 60, "activity_margin_db", "must be in 0...60")
         try check(activityMinDBFS.isFinite && activityMinDBFS >= -120 && activityMinDBFS <= 0, "activity_min_dbfs", "must be in -120...0")
-        try check(cryThreshold.isFinite && cryThreshold > 0 && cryThreshold < 1, "cry_threshold", "must be in (0, 1)")
+        if let t = cryThreshold { try check(t.isFinite && t > 0 && t < 1, "cry_threshold", "must be in (0, 1)") }
         try check(minCryWindows >= 1 && minCryWindows <= 20, "min_cry_windows", "must be in 1...20")
         try check(hangoverSeconds.isFinite && hangoverSeconds >= 0 && hangoverSeconds <= 600, "hangover_s", "must be in 0...600")
         try check(updateIntervalSeconds.isFinite && updateIntervalSeconds >= 1 && updateIntervalSeconds <= 3600, "update_interval_s", "must be in 1...3600")

@@ -25,6 +25,13 @@ public struct ModelMetadata: Sendable, Equatable, Codable {
     /// Free-form training provenance (data, date, folds, metrics, …).
     public var training: JSONValue?
     public var selftest: SelfTest
+    /// Cry detectors only: the decision threshold chosen on out-of-fold predictions, which the cry gate
+    /// uses unless the node's config sets `gate.cry_threshold`.
+    public var gate: GateRecommendation?
+
+    public struct GateRecommendation: Sendable, Equatable, Codable {
+        public var threshold: Double
+    }
 
     public struct Architecture: Sendable, Equatable, Codable {
         public var type: String
