@@ -33,9 +33,24 @@ public final class CryGate {
     private var streamTime = 0.0
     private var baseDate: Date?
 
-    /// Counters for diagnostics: windows analysed by each model, and frames the activity detector passed.
+    /// Counters for diagnostics: analysis ticks, windows analysed by each model (ticks - cry windows =
+    /// ticks the activity detector kept the CRNNs asleep), and recent inference latencies.
+    public private(set) var analysisTicks = 0
     public private(set) var cryWindowsAnalysed = 0
     public private(set) var reasonWindowsAnalysed = 0
+    private var latencies = [Double](repeating: 0, count: 512)
+    private var latencyCount = 0
+
+    /// Share of analysis ticks on which stage 2 ran (the "gate open ratio").
+    public var gateOpenRatio: Double { analysisTicks == 0 ? 0 : Double(cryWindowsAnalysed) / Double(analysisTicks) }
+
+    /// p50 and p99 of the last 512 per-window inference times (cry + reason CRNN), in milliseconds.
+    public var inferenceLatencyMilliseconds: (p50: Double, p99: Double)? {
+        let n = min(latencyCount, latencies.count)
+        guard n > 0 else { return nil }
+        let sorted = latencies[0..<n].sorted()
+        return (sorted[n / 2] * 1000, sorted[min(n - 1, Int(Double(n) * 0.99))] * 1000)
+    }
 
     public init(cryModel: ModelBundle, reasonModel: ModelBundle, settings: GateSettings = GateSettings()) throws {
         try settings.validate()
@@ -164,7 +179,13 @@ public final class CryGate {
         // cry that the floor starts to absorb is still followed to its end).
         let active = activity.lastActive >= windowStart || tracker.isCrying
         var window = EpisodeTracker.Window(time: t, date: date(at: t), cryProbability: 0, reasonLogProbabilities: nil)
+        analysisTicks += 1
         if active {
+            let started = DispatchTime.now().uptimeNanoseconds
+            defer {
+                latencies[latencyCount % latencies.count] = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
+                latencyCount += 1
+            }
             let start = recent.count - frames * nMels
             recent.withUnsafeBufferPointer { all in
                 let slice = UnsafeBufferPointer(rebasing: all[start...])
