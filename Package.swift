@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries from Debian, found with pkg-config (deploy/install-deps.sh installs them).
@@ -35,9 +36,14 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "Control", dependencies: [
+            "Agent", "Gate", "Inference", "Messaging",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Messaging", dependencies: ["CMosquitto", "CSQLite", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "DeepInfantEdgeCLI", dependencies: [
-            "Capture", "Features", "Inference", "Gate", "Agent",
+            "Capture", "Features", "Inference", "Gate", "Agent", "Control", "Messaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -46,6 +52,7 @@ let package = Package(
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Capture"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GateTests", dependencies: ["Gate", "Capture", "Inference", "Features"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Messaging", "Gate", "Inference", "Capture"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Agent", "Messaging", "Gate", "Inference"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features"], resources: [.copy("Fixtures")]),
     ],

@@ -4,6 +4,7 @@ import Gate
 import Inference
 import Logging
 import Messaging
+import Synchronization
 
 /// The node: capture → gate (activity, cry CRNN, episodes, reason CRNN) → MQTT publisher, until the input
 /// ends or the task running `run()` is cancelled (SIGTERM/SIGINT in `deepinfant-edge run`).
@@ -22,6 +23,11 @@ public final class Agent: Sendable {
     public let control = AgentControl()
     private let logger: Logger
     private let startedAt = Date()
+    /// Created by the first `publisher()` call (the control stage's, or `run()`'s), then reused.
+    private let preparedPublisher = Mutex<NodePublisher?>(nil)
+    /// Newest model version announced to the node (HA `update` entity's "latest"), and whether `info`
+    /// must be re-published for it.
+    private let announcedModel = Mutex<(version: String?, changed: Bool)>((nil, false))
 
     public init(config: AgentConfig, cryModel: ModelBundle, reasonModel: ModelBundle, logger: Logger = Logger(label: "deepinfant.agent")) {
         self.config = config
@@ -44,22 +50,40 @@ public final class Agent: Sendable {
                 try load(config.model.path, embedded: { try ModelBundle.embeddedDefault() }, what: "reason"))
     }
 
+    /// The node's MQTT publisher (and its outbox in the state directory), created on the first call and
+    /// started by `run()`. The control stage takes it before `run()` so that it can subscribe to commands and
+    /// answer on `result` over the same connection.
+    public func publisher() throws -> NodePublisher {
+        try preparedPublisher.withLock { prepared in
+            if let prepared { return prepared }
+            let topics = Topics(prefix: config.mqtt.prefix, nodeID: config.nodeID, discoveryPrefix: config.mqtt.discoveryPrefix)
+            try FileManager.default.createDirectory(atPath: config.node.stateDir, withIntermediateDirectories: true)
+            let outbox = try Outbox(path: config.node.stateDir + "/outbox.sqlite", bound: config.mqtt.outboxMaxEvents)
+            let discovery = config.mqtt.discovery
+                ? HomeAssistantDiscovery(topics: topics, labels: reasonModel.labels, modelVersion: reasonModel.metadata.version,
+                                         softwareVersion: AgentInfo.softwareVersion)
+                : nil
+            let publisher = try NodePublisher(settings: try mqttSettings(clientID: config.nodeID), topics: topics, outbox: outbox,
+                                              discovery: discovery, logger: Logger(label: "deepinfant.mqtt"))
+            prepared = publisher
+            return publisher
+        }
+    }
+
+    /// Records the newest model version announced to this node (a signed model envelope, installed or not);
+    /// `info.model.latest_version` carries it from the next chunk on, for Home Assistant's `update` entity.
+    public func announceLatestModelVersion(_ version: String) {
+        announcedModel.withLock { $0 = (version, true) }
+    }
+
     /// Runs until the input ends or the calling task is cancelled; then shuts down cleanly.
     public func run() async throws {
         let nodeID = config.nodeID
-        let topics = Topics(prefix: config.mqtt.prefix, nodeID: nodeID, discoveryPrefix: config.mqtt.discoveryPrefix)
-        try FileManager.default.createDirectory(atPath: config.node.stateDir, withIntermediateDirectories: true)
-        let outbox = try Outbox(path: config.node.stateDir + "/outbox.sqlite", bound: config.mqtt.outboxMaxEvents)
-        let discovery = config.mqtt.discovery
-            ? HomeAssistantDiscovery(topics: topics, labels: reasonModel.labels, modelVersion: reasonModel.metadata.version,
-                                     softwareVersion: AgentInfo.softwareVersion)
-            : nil
-        let publisher = try NodePublisher(settings: try mqttSettings(clientID: nodeID), topics: topics, outbox: outbox,
-                                          discovery: discovery, logger: Logger(label: "deepinfant.mqtt"))
+        let publisher = try publisher()
         try await publisher.start()
         let source: any AudioSource = config.audio.input.map { FileAudioSource(path: $0, chunkSize: config.audio.chunkSamples, realTime: config.audio.realTime) }
             ?? ALSACaptureSource(configuration: .init(device: config.audio.device, chunkSize: config.audio.chunkSamples,
-                                                      realTime: config.audio.realTime))
+                                                      realTime: config.audio.realTime, queueChunks: config.audio.queueChunks))
         var audioStatus = source.name
         await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
         await publisher.publishState(StatePayload(crying: false, since: Date()))
@@ -96,6 +120,7 @@ public final class Agent: Sendable {
                     await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
                 } else {
                     await report(changes.events)
+                    if announcedModel.withLock({ $0.changed }) { await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus)) }
                 }
                 let events = control.withGate { $0.process(chunk.samples, startIndex: chunk.startIndex, timestamp: chunk.timestamp) } ?? []
                 await report(events)
@@ -128,8 +153,13 @@ public final class Agent: Sendable {
 
     private func info(nodeID: String, audio: String) -> InfoPayload {
         let model = control.reasonModel ?? reasonModel
+        let latest = announcedModel.withLock { announced in
+            announced.changed = false
+            return announced.version
+        }
         return InfoPayload(nodeID: nodeID, softwareVersion: AgentInfo.softwareVersion,
-                    model: .init(name: model.metadata.name, version: model.metadata.version, labels: model.labels),
+                    model: .init(name: model.metadata.name, version: model.metadata.version, labels: model.labels,
+                                 latestVersion: latest),
                     audioDevice: audio, startedAt: startedAt, uptimeS: Date().timeIntervalSince(startedAt).rounded(),
                     configHash: ConfigHash.of(config))
     }

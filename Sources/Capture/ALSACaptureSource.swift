@@ -26,10 +26,13 @@ public struct ALSACaptureSource: AudioSource {
         public var backoff: Backoff
         /// Give up after this many consecutive failed opens (nil: never; a node keeps trying).
         public var maxOpenAttempts: Int?
+        /// Chunks buffered for a slow consumer; beyond this new audio is dropped, counted and logged.
+        public var queueChunks: Int
 
         public init(device: String = "default", chunkSize: Int = 1600, periodFrames: Int = 1024, preferredRate: Int = 16_000,
-                    realTime: Bool = false, backoff: Backoff = Backoff(), maxOpenAttempts: Int? = nil) {
+                    realTime: Bool = false, backoff: Backoff = Backoff(), maxOpenAttempts: Int? = nil, queueChunks: Int = 100) {
             self.preferredRate = preferredRate
+            self.queueChunks = queueChunks
             self.device = device
             self.chunkSize = chunkSize
             self.periodFrames = periodFrames
@@ -60,7 +63,7 @@ public struct ALSACaptureSource: AudioSource {
     }
 
     public func events() -> AsyncStream<CaptureEvent> {
-        let (stream, continuation) = AsyncStream.makeStream(of: CaptureEvent.self, bufferingPolicy: .bufferingOldest(256))
+        let (stream, continuation) = AsyncStream.makeStream(of: CaptureEvent.self, bufferingPolicy: .bufferingOldest(max(4, configuration.queueChunks)))
         let stop = StopFlag()
         continuation.onTermination = { _ in stop.set() }
         let loop = CaptureLoop(configuration: configuration, counters: counters, logger: logger,

@@ -109,11 +109,15 @@ public struct MQTTSettings: Sendable, Equatable {
     public var backoff: MQTTBackoff
     /// How many QoS>0 messages may be unacknowledged at once (libmosquitto's send maximum).
     public var maxInflight: Int
+    /// False asks the broker to keep this client's subscriptions and queue QoS>0 messages for it while it is
+    /// away (a persistent session). The node itself runs with a clean session: its commands are not worth
+    /// replaying after an outage and its own backlog lives in the outbox.
+    public var cleanSession: Bool
 
     public init(host: String = "127.0.0.1", port: Int? = nil, clientID: String, username: String? = nil,
                 password: String? = nil, tls: MQTTTLSSettings? = nil, keepalive: Int = 30,
                 protocolVersion: MQTTProtocolVersion = .v311, backoff: MQTTBackoff = MQTTBackoff(),
-                maxInflight: Int = 20) {
+                maxInflight: Int = 20, cleanSession: Bool = true) {
         self.host = host
         self.port = port ?? (tls == nil ? 1883 : 8883)
         self.clientID = clientID
@@ -124,6 +128,7 @@ public struct MQTTSettings: Sendable, Equatable {
         self.protocolVersion = protocolVersion
         self.backoff = backoff
         self.maxInflight = maxInflight
+        self.cleanSession = cleanSession
     }
 
     /// Parses `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]` (user:password@ allowed) as used by the CLI's

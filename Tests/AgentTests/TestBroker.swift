@@ -72,7 +72,10 @@ final class Subscriber: @unchecked Sendable {
 
     init(port: Int, filter: String) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
-        process.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-t", filter, "-v", "-q", "1", "-i", "test-sub-\(UUID().uuidString.prefix(6))"]
+        // A persistent session (-c) at QoS 1: the broker keeps what arrives while this subscriber is
+        // reconnecting after a broker restart, as a home-automation client's session would.
+        process.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-t", filter, "-v", "-q", "1", "-c",
+                             "-i", "test-sub-\(UUID().uuidString.prefix(6))"]
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         pipe.fileHandleForReading.readabilityHandler = { [weak self] h in

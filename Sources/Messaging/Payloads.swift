@@ -1,0 +1,265 @@
+import Foundation
+
+/// JSON coding shared by every payload: timestamps are ISO 8601 UTC with milliseconds
+/// (`2026-11-25T12:39:30.123Z`), which Home Assistant templates, Node-RED and `date -d` all parse. Keys are
+/// spelled out in each type's `CodingKeys` (snake_case) rather than via `convertToSnakeCase`, because that
+/// strategy would also rewrite dictionary keys such as the labels in `probabilities`.
+public enum PayloadJSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(formatTimestamp(date))
+        }
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = parseTimestamp(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not ISO 8601: \(text)")
+            }
+            return date
+        }
+        return decoder
+    }
+
+    public static func formatTimestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    public static func parseTimestamp(_ text: String) -> Date? {
+        (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
+            ?? (try? Date.ISO8601FormatStyle().parse(text))
+    }
+
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { Array(try encoder().encode(value)) }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try decoder().decode(type, from: Data(bytes))
+    }
+}
+
+/// One cry-episode event on `<prefix>/<node>/event` (QoS 1, not retained, via the durable outbox).
+/// `episode_id` + `seq` identify an event uniquely, so a consumer can drop the duplicates that at-least-once
+/// delivery may produce.
+public struct CryEventPayload: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable { case start, update, end }
+
+    public var type: Kind
+    public var episodeID: String
+    /// Increases by one per event within an episode, starting at 0 for `start`.
+    public var seq: Int
+    public var timestamp: Date
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var durationS: Double?
+    public var reason: String
+    public var confidence: Double
+    public var probabilities: [String: Double]
+    public var levelDBFS: Double
+    public var modelVersion: String
+    /// `reason`, or `unknown` when it is not one of the model's labels: Home Assistant's `event` entity reads
+    /// this key and rejects types it was not told about in discovery.
+    public var eventType: String
+
+    enum CodingKeys: String, CodingKey {
+        case type, seq, timestamp, reason, confidence, probabilities
+        case episodeID = "episode_id", startedAt = "started_at", endedAt = "ended_at", durationS = "duration_s"
+        case levelDBFS = "level_dbfs", modelVersion = "model_version", eventType = "event_type"
+    }
+
+    public init(type: Kind, episodeID: String, seq: Int, timestamp: Date, startedAt: Date, endedAt: Date? = nil,
+                durationS: Double? = nil, reason: String, confidence: Double, probabilities: [String: Double],
+                levelDBFS: Double, modelVersion: String, eventType: String? = nil) {
+        self.type = type
+        self.episodeID = episodeID
+        self.seq = seq
+        self.timestamp = timestamp
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.durationS = durationS
+        self.reason = reason
+        self.confidence = confidence
+        self.probabilities = probabilities
+        self.levelDBFS = levelDBFS
+        self.modelVersion = modelVersion
+        self.eventType = eventType ?? reason
+    }
+}
+
+/// Retained on `<prefix>/<node>/state`: what the node believes right now.
+public struct StatePayload: Codable, Sendable, Equatable {
+    public var crying: Bool
+    public var reason: String?
+    public var confidence: Double?
+    /// When the current state (crying or quiet) began.
+    public var since: Date
+    public var episodeID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case crying, reason, confidence, since
+        case episodeID = "episode_id"
+    }
+
+    public init(crying: Bool, reason: String? = nil, confidence: Double? = nil, since: Date,
+                episodeID: String? = nil) {
+        self.crying = crying
+        self.reason = reason
+        self.confidence = confidence
+        self.since = since
+        self.episodeID = episodeID
+    }
+
+    /// Writes `null` for absent values rather than leaving the keys out, so templates and flows can rely on
+    /// every key being there.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(crying, forKey: .crying)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(confidence, forKey: .confidence)
+        try container.encode(since, forKey: .since)
+        try container.encode(episodeID, forKey: .episodeID)
+    }
+}
+
+/// Retained on `<prefix>/<node>/info`: what is running where.
+public struct InfoPayload: Codable, Sendable, Equatable {
+    public struct Model: Codable, Sendable, Equatable {
+        public var name: String
+        public var version: String
+        public var labels: [String]
+        /// Newest model version known to be available (for the Home Assistant `update` entity); nil = installed.
+        public var latestVersion: String?
+
+        enum CodingKeys: String, CodingKey {
+            case name, version, labels
+            case latestVersion = "latest_version"
+        }
+
+        public init(name: String, version: String, labels: [String], latestVersion: String? = nil) {
+            self.name = name
+            self.version = version
+            self.labels = labels
+            self.latestVersion = latestVersion
+        }
+    }
+
+    public var nodeID: String
+    public var softwareVersion: String
+    public var model: Model
+    public var audioDevice: String
+    public var startedAt: Date
+    public var uptimeS: Double
+    public var configHash: String
+    /// Events waiting in the durable outbox, and events dropped because it was full (filled in by
+    /// ``NodePublisher/publishInfo(_:)``).
+    public var outboxPending: Int
+    public var outboxDropped: Int
+
+    enum CodingKeys: String, CodingKey {
+        case model
+        case nodeID = "node_id", softwareVersion = "software_version", audioDevice = "audio_device"
+        case startedAt = "started_at", uptimeS = "uptime_s", configHash = "config_hash"
+        case outboxPending = "outbox_pending", outboxDropped = "outbox_dropped"
+    }
+
+    public init(nodeID: String, softwareVersion: String, model: Model, audioDevice: String, startedAt: Date,
+                uptimeS: Double, configHash: String, outboxPending: Int = 0, outboxDropped: Int = 0) {
+        self.nodeID = nodeID
+        self.softwareVersion = softwareVersion
+        self.model = model
+        self.audioDevice = audioDevice
+        self.startedAt = startedAt
+        self.uptimeS = uptimeS
+        self.configHash = configHash
+        self.outboxPending = outboxPending
+        self.outboxDropped = outboxDropped
+    }
+}
+
+/// `<prefix>/<node>/level`, every N seconds, QoS 0.
+public struct LevelPayload: Codable, Sendable, Equatable {
+    public var levelDBFS: Double
+    public var timestamp: Date
+
+    enum CodingKeys: String, CodingKey {
+        case timestamp
+        case levelDBFS = "level_dbfs"
+    }
+
+    public init(levelDBFS: Double, timestamp: Date) {
+        self.levelDBFS = levelDBFS
+        self.timestamp = timestamp
+    }
+}
+
+/// Retained on `<prefix>/<node>/config`: the remotely adjustable settings in force. Home Assistant `number`
+/// entities read their state from here and send JSON merge patches of the same shape to `cmd/config`.
+public struct ConfigStatePayload: Codable, Sendable, Equatable {
+    public struct Gate: Codable, Sendable, Equatable {
+        /// Cry-detector probability above which an episode starts (0...1).
+        public var threshold: Double
+        public init(threshold: Double) { self.threshold = threshold }
+    }
+
+    public struct Reason: Codable, Sendable, Equatable {
+        /// Below this confidence the reason is reported as `unknown` (0...1).
+        public var minConfidence: Double
+        enum CodingKeys: String, CodingKey { case minConfidence = "min_confidence" }
+        public init(minConfidence: Double) { self.minConfidence = minConfidence }
+    }
+
+    public var gate: Gate
+    public var reason: Reason
+
+    public init(gate: Gate, reason: Reason) {
+        self.gate = gate
+        self.reason = reason
+    }
+}
+
+/// `<prefix>/<node>/result`: the outcome of a command.
+public struct ResultPayload: Codable, Sendable, Equatable {
+    public var command: String
+    /// Echo of the request's `request_id`, if it had one, so a caller can match answers to questions.
+    public var requestID: String?
+    public var ok: Bool
+    public var message: String?
+    public var timestamp: Date
+
+    enum CodingKeys: String, CodingKey {
+        case command, ok, message, timestamp
+        case requestID = "request_id"
+    }
+
+    public init(command: String, requestID: String? = nil, ok: Bool, message: String? = nil,
+                timestamp: Date = Date()) {
+        self.command = command
+        self.requestID = requestID
+        self.ok = ok
+        self.message = message
+        self.timestamp = timestamp
+    }
+}
+
+/// A command received on `<prefix>/<node>/cmd/<name>` or `<prefix>/all/cmd/<name>`. The payload is passed on
+/// untouched; interpreting it is the command handler's business.
+public struct NodeCommand: Sendable, Equatable {
+    public var name: String
+    public var payload: [UInt8]
+    /// True when it came in on the group topic (`<prefix>/all/cmd/...`).
+    public var group: Bool
+    public var topic: String
+
+    public init(name: String, payload: [UInt8], group: Bool, topic: String) {
+        self.name = name
+        self.payload = payload
+        self.group = group
+        self.topic = topic
+    }
+}

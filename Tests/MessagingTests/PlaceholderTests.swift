@@ -1,4 +1,0 @@
-import Messaging
-import Testing
-
-@Test func messagingModuleLinks() { #expect(String(describing: Messaging.self) == "Messaging") }
