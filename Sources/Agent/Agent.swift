@@ -81,9 +81,11 @@ public final class Agent: Sendable {
         let nodeID = config.nodeID
         let publisher = try publisher()
         try await publisher.start()
+        let captureCounters = CaptureCounters()
         let source: any AudioSource = config.audio.input.map { FileAudioSource(path: $0, chunkSize: config.audio.chunkSamples, realTime: config.audio.realTime) }
             ?? ALSACaptureSource(configuration: .init(device: config.audio.device, chunkSize: config.audio.chunkSamples,
-                                                      realTime: config.audio.realTime, queueChunks: config.audio.queueChunks))
+                                                      realTime: config.audio.realTime, queueChunks: config.audio.queueChunks),
+                                 counters: captureCounters)
         var audioStatus = source.name
         await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
         await publisher.publishState(StatePayload(crying: false, since: Date()))
@@ -92,6 +94,24 @@ public final class Agent: Sendable {
         control.attach(gate)
         var reporter = EpisodeReporter(modelVersion: reasonModel.metadata.version)
         var level = -120.0
+        var audioSeconds = 0.0, episodes = 0
+        var lastDiagnostics = Date()
+        func diagnostics() async -> Diagnostics {
+            let c = captureCounters.snapshot
+            let outbox = await publisher.outboxCounters()
+            // Read the gate's counters under the control lock, like every other access to it.
+            let g = control.withGate { ($0.analysisTicks, $0.cryWindowsAnalysed, $0.reasonWindowsAnalysed, $0.gateOpenRatio,
+                                        $0.inferenceLatencyMilliseconds) } ?? (0, 0, 0, 0, nil)
+            let latency = g.4
+            return Diagnostics(timestamp: Date(), uptimeS: Date().timeIntervalSince(startedAt).rounded(), audioSeconds: audioSeconds.rounded(),
+                               droppedChunks: c.droppedChunks, overruns: c.overruns, deviceOpens: c.opens, deviceOpenFailures: c.openFailures,
+                               analysisTicks: g.0, cryWindows: g.1, reasonWindows: g.2,
+                               gateOpenRatio: (g.3 * 1000).rounded() / 1000,
+                               inferenceMsP50: latency.map { ($0.p50 * 100).rounded() / 100 }, inferenceMsP99: latency.map { ($0.p99 * 100).rounded() / 100 },
+                               episodes: episodes, outboxPending: outbox.pending, outboxDropped: outbox.dropped,
+                               mqttConnectionAttempts: await publisher.connectionAttempts,
+                               rssMB: (ProcessMemory.residentMB() * 10).rounded() / 10, peakRSSMB: (ProcessMemory.peakMB() * 10).rounded() / 10)
+        }
         logger.info("listening", metadata: ["node": "\(nodeID)", "audio": "\(source.name)", "broker": "\(config.mqtt.broker)",
                                             "model": "\(reasonModel.metadata.name) \(reasonModel.metadata.version)"])
 
@@ -123,7 +143,13 @@ public final class Agent: Sendable {
                     if announcedModel.withLock({ $0.changed }) { await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus)) }
                 }
                 let events = control.withGate { $0.process(chunk.samples, startIndex: chunk.startIndex, timestamp: chunk.timestamp) } ?? []
+                audioSeconds += chunk.duration
+                episodes += events.filter { if case .cryStarted = $0 { true } else { false } }.count
                 await report(events)
+                if Date().timeIntervalSince(lastDiagnostics) >= config.mqtt.diagnosticsIntervalSeconds {
+                    lastDiagnostics = Date()
+                    await publisher.publishDiagnostics(await diagnostics())
+                }
             case let .opened(device, rate, channels, format):
                 audioStatus = source.name
                 logger.info("audio open", metadata: ["device": "\(device)", "rate": "\(rate)", "channels": "\(channels)", "format": "\(format)"])
@@ -140,8 +166,9 @@ public final class Agent: Sendable {
         // a fresh task so the caller's cancellation does not cut the flush short.
         await report(control.drain().events)
         await report(control.withGate { $0.finish() } ?? [])
+        await publisher.publishDiagnostics(await diagnostics())
         await Task { await publisher.shutdown(deadline: .seconds(5)) }.value
-        logger.info("stopped", metadata: ["cry_windows": "\(gate.cryWindowsAnalysed)", "reason_windows": "\(gate.reasonWindowsAnalysed)"])
+        logger.info("stopped", metadata: ["audio_s": "\(audioSeconds)", "episodes": "\(episodes)"])
     }
 
     static func chunkLevel(_ samples: [Float]) -> Double {

@@ -36,6 +36,8 @@ public struct AgentConfig: Sendable, Equatable {
         public var discovery = true
         public var keepalive = 30
         public var outboxMaxEvents = 10_000
+        /// Seconds between retained diagnostics messages (deepinfant/<node>/diagnostics).
+        public var diagnosticsIntervalSeconds = 60.0
     }
 
     public struct Model: Sendable, Equatable {
@@ -49,12 +51,20 @@ public struct AgentConfig: Sendable, Equatable {
         public var level = "info"
     }
 
+    /// Remote control (`cmd/*` topics).
+    public struct Control: Sendable, Equatable {
+        /// Ed25519 public key files (`model keygen`'s `signing.pub`) whose signatures `cmd/model` accepts;
+        /// `run --trusted-key FILE` adds more. Empty: remote model updates are refused.
+        public var trustedKeys: [String] = []
+    }
+
     public var node = Node()
     public var audio = Audio()
     public var mqtt = MQTT()
     public var gate = GateSettings()
     public var model = Model()
     public var log = Logging()
+    public var control = Control()
 
     public init() {}
 
@@ -87,8 +97,14 @@ public struct AgentConfig: Sendable, Equatable {
         }
         guard (5...3600).contains(mqtt.keepalive) else { throw ConfigError(key: "mqtt.keepalive", reason: "must be in 5...3600 seconds") }
         guard (10...10_000_000).contains(mqtt.outboxMaxEvents) else { throw ConfigError(key: "mqtt.outbox_max_events", reason: "must be in 10...10000000") }
+        guard mqtt.diagnosticsIntervalSeconds.isFinite, (1...86_400).contains(mqtt.diagnosticsIntervalSeconds) else {
+            throw ConfigError(key: "mqtt.diagnostics_interval_s", reason: "must be in 1...86400 seconds")
+        }
         guard Self.logLevels.contains(log.level) else {
             throw ConfigError(key: "log.level", reason: "must be one of \(Self.logLevels.joined(separator: ", ")), got \"\(log.level)\"")
+        }
+        for (i, path) in control.trustedKeys.enumerated() where path.isEmpty {
+            throw ConfigError(key: "control.trusted_keys", reason: "entry \(i) is empty (a path to a public key file)")
         }
         do { try gate.validate() } catch { throw ConfigError(key: error.key, reason: error.reason) }
     }

@@ -47,6 +47,7 @@ public enum ConfigLoader {
             if let v = try r.bool("discovery") { c.mqtt.discovery = v }
             if let v = try r.int("keepalive") { c.mqtt.keepalive = v }
             if let v = try r.int("outbox_max_events") { c.mqtt.outboxMaxEvents = v }
+            if let v = try r.double("diagnostics_interval_s") { c.mqtt.diagnosticsIntervalSeconds = v }
         }
         try reader.section("gate") { r throws(ConfigError) in
             if let v = try r.double("activity_margin_db") { c.gate.activityMarginDB = v }
@@ -65,6 +66,9 @@ public enum ConfigLoader {
         }
         try reader.section("log") { r throws(ConfigError) in
             if let v = try r.string("level") { c.log.level = v }
+        }
+        try reader.section("control") { r throws(ConfigError) in
+            if let v = try r.strings("trusted_keys") { c.control.trustedKeys = v }
         }
         try reader.rejectUnknown()
         return c
@@ -115,6 +119,18 @@ public enum ConfigLoader {
             guard let v = table[k] else { return nil }
             guard let b = v.bool else { throw ConfigError(key: key(k), reason: "must be true or false, got \(v.type)") }
             return b
+        }
+
+        mutating func strings(_ k: String) throws(ConfigError) -> [String]? {
+            used.insert(k)
+            guard let v = table[k] else { return nil }
+            guard let array = v.array else { throw ConfigError(key: key(k), reason: "must be an array of strings, got \(v.type)") }
+            var result: [String] = []
+            for element in array {
+                guard let s = element.string else { throw ConfigError(key: key(k), reason: "must be an array of strings, got an element of type \(element.type)") }
+                result.append(s)
+            }
+            return result
         }
 
         mutating func int(_ k: String) throws(ConfigError) -> Int? {

@@ -126,6 +126,15 @@ public actor NodePublisher {
         publishRetained(topics.configState, config)
     }
 
+    /// Retained JSON on `<prefix>/<node>/diagnostics`: the agent's health counters (any `Encodable`), for
+    /// dashboards and fleet owners; dropped while disconnected (the next one supersedes it).
+    public func publishDiagnostics<T: Encodable & Sendable>(_ diagnostics: T) {
+        publishRetained(topics.diagnostics, diagnostics)
+    }
+
+    /// Connection attempts since start (the first one included): reconnects = attempts - 1.
+    public var connectionAttempts: Int { client.connectionAttempts }
+
     /// QoS 0, not retained, dropped while disconnected: a level reading is stale by the next one.
     public func publishLevel(_ levelDBFS: Double, at timestamp: Date = Date()) {
         guard connected, let bytes = try? PayloadJSON.encode(LevelPayload(levelDBFS: levelDBFS, timestamp: timestamp))

@@ -30,6 +30,8 @@ public struct Topics: Sendable, Equatable {
     public var state: String { "\(base)/state" }
     /// QoS 0, not retained: ``LevelPayload`` every N seconds.
     public var level: String { "\(base)/level" }
+    /// Retained health counters (windows, gate open ratio, latency, outbox, reconnects, xruns, RSS).
+    public var diagnostics: String { "\(base)/diagnostics" }
     /// Results of commands: ``ResultPayload``.
     public var result: String { "\(base)/result" }
     /// Retained JSON of the remotely settable configuration (``ConfigStatePayload``), echoed by the node so that
