@@ -11,6 +11,8 @@ Writes
   dense [16, 12], no calibration, BN statistics randomised; goldens medium-golden-{94,50,17}.safetensors.
 * Sources/Inference/Resources/deepinfant-reason.safetensors: realistic-size (32, 64, 128) / lstm 128 /
   dense [64] randomly-initialised model, version "0.0.0-untrained", until the trained one replaces it.
+* Sources/Inference/Resources/deepinfant-cry.safetensors: untrained cry detector (16, 32, 64) / lstm 64 /
+  dense [32], labels ["not_cry", "cry"], version "0.0.0-untrained", likewise a placeholder.
 """
 from __future__ import annotations
 
@@ -60,6 +62,18 @@ def feats(rng: np.random.Generator, n: int, frames: int, n_mels: int = 64) -> np
     return np.clip(x, -100, 0).astype(np.float32)
 
 
+def placeholder_ok(path: Path) -> bool:
+    """Only write a placeholder where no real (trained) model has been put in its place."""
+    if not path.exists():
+        return True
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), "np") as f:
+            return '"0.0.0-untrained"' in f.metadata().get("deepinfant", "")
+    except Exception:
+        return False
+
+
 def make(out_fix: Path, out_res: Path) -> None:
     training = dict(data="none: randomly initialised", date="2026-11-25", folds=[], metrics={},
                     seed=None, script="training/make_test_models.py")
@@ -105,10 +119,29 @@ def make(out_fix: Path, out_res: Path) -> None:
     randomise_bn(real, g)
     sharpen(real, 10.0)
     real.eval()
-    export_model(real, out_res / "deepinfant-reason.safetensors", name="deepinfant-crnn-reason",
-                 version="0.0.0-untrained", task="reason", labels=LABELS,
-                 features={**FEATURES, "fmax": 8000.0}, window=WINDOW, training={**training, "seed": 3},
-                 calibration=None, selftest_input=feats(rng, 1, 94)[0])
+    if not placeholder_ok(out_res / "deepinfant-reason.safetensors"):
+        print("keeping", out_res / "deepinfant-reason.safetensors", "(not a placeholder)")
+    else:
+        export_model(real, out_res / "deepinfant-reason.safetensors", name="deepinfant-crnn-reason",
+                     version="0.0.0-untrained", task="reason", labels=LABELS,
+                     features={**FEATURES, "fmax": 8000.0}, window=WINDOW, training={**training, "seed": 3},
+                     calibration=None, selftest_input=feats(rng, 1, 94)[0])
+
+    # placeholder embedded cry detector (the gate's first stage), untrained, smaller.
+    torch.manual_seed(4)
+    g = torch.Generator().manual_seed(44)
+    rng = np.random.default_rng(444)
+    cry = CRNN(64, 2, conv_channels=(16, 32, 64), lstm_hidden=64, dense=(32,), pooling="mean")
+    randomise_bn(cry, g)
+    sharpen(cry, 10.0)
+    cry.eval()
+    if not placeholder_ok(out_res / "deepinfant-cry.safetensors"):
+        print("keeping", out_res / "deepinfant-cry.safetensors", "(not a placeholder)")
+    else:
+        export_model(cry, out_res / "deepinfant-cry.safetensors", name="deepinfant-crnn-cry",
+                     version="0.0.0-untrained", task="cry", labels=["not_cry", "cry"],
+                     features={**FEATURES, "fmax": 8000.0}, window=WINDOW, training={**training, "seed": 4},
+                     calibration=None, selftest_input=feats(rng, 1, 94)[0])
 
 
 def main() -> None:

@@ -23,9 +23,13 @@ public final class CRNNEngine {
     private let plane: UnsafeMutablePointer<Float>   // normalised input [nMels][frames], then conv outputs (ping)
     private let pong: UnsafeMutablePointer<Float>    // conv outputs (pong)
     private let col: UnsafeMutablePointer<Float>     // im2col
-    private let pre: UnsafeMutablePointer<Float>     // conv output before pooling
-    private let seq: UnsafeMutablePointer<Float>     // [steps][lstm input]
-    private let gates: UnsafeMutablePointer<Float>   // [steps][4H]
+    private let pre: UnsafeMutablePointer<Float>     // conv output before pooling; Winograd V
+    private let wino: UnsafeMutablePointer<Float>    // Winograd M
+    private let lstmInput: UnsafeMutablePointer<Float> // [C * F][ld]
+    private let seq: UnsafeMutablePointer<Float>     // [H][ld]: layer-0 output as layer-1 input (consumed
+                                                     // by layer 1's input product before it is overwritten)
+    private let gates: UnsafeMutablePointer<Float>   // [4H][ld]
+    private let recurrent: UnsafeMutablePointer<Float> // [4H]
     private let hidden0: UnsafeMutablePointer<Float> // [steps][H]
     private let hidden1: UnsafeMutablePointer<Float> // [steps][H]
     private let cell: UnsafeMutablePointer<Float>    // [H]
@@ -51,7 +55,7 @@ public final class CRNNEngine {
         self.normScale = Float(1 / model.metadata.features.normStd)
 
         let sizes = Self.scratchSizes(arch: arch, frames: frames)
-        let (actMax, colMax, preMax, steps) = (sizes.act, sizes.col, sizes.pre, sizes.steps)
+        let (actMax, colMax, preMax, winoMax, steps) = (sizes.act, sizes.col, sizes.pre, sizes.wino, sizes.steps)
         let h = arch.lstmHidden
         let widest = max(h, arch.dense.max() ?? 0, arch.nClasses)
         var allocs: [(UnsafeMutablePointer<Float>, Int)] = []
@@ -65,8 +69,12 @@ public final class CRNNEngine {
         pong = buffer(actMax)
         col = buffer(colMax)
         pre = buffer(preMax)
-        seq = buffer(steps * arch.lstmInput)
-        gates = buffer(steps * 4 * h)
+        wino = buffer(winoMax)
+        let ld = LSTM.leadingDimension(steps: steps)
+        lstmInput = buffer(arch.lstmInput * ld)
+        seq = buffer(ld * h)
+        gates = buffer(ld * 4 * h)
+        recurrent = buffer(4 * h)
         hidden0 = buffer(steps * h)
         hidden1 = buffer(steps * h)
         cell = buffer(h)
@@ -77,20 +85,29 @@ public final class CRNNEngine {
     }
 
     /// Scratch buffer sizes (floats) for `frames`-long inputs.
-    static func scratchSizes(arch: ModelMetadata.Architecture, frames: Int) -> (act: Int, col: Int, pre: Int, steps: Int, total: Int) {
-        var act = arch.nMels * frames, col = 0, pre = 0
+    static func scratchSizes(arch: ModelMetadata.Architecture, frames: Int) -> (act: Int, col: Int, pre: Int, wino: Int, steps: Int, total: Int) {
+        var act = arch.nMels * frames, col = 0, pre = 0, wino = 0
         var f = arch.nMels, t = frames
         var cin = 1
         for cout in arch.convChannels {
-            col = max(col, cin * 9 * f * t)
-            pre = max(pre, cout * f * t)
+            if cin >= CRNNWeights.winogradMinInput {
+                let w = WinogradConv.scratch(cin: cin, cout: cout, f: f, t: t)
+                col = max(col, w.padded)   // padded input lives in `col`
+                pre = max(pre, w.v)        // V lives in `pre`
+                wino = max(wino, w.m)
+            } else {
+                let ld = Conv2D.leadingDimension(plane: f * t)
+                col = max(col, cin * 9 * ld)
+                pre = max(pre, cout * ld + 16)
+            }
             f /= 2; t /= 2
             act = max(act, cout * f * t)
             cin = cout
         }
         let h = arch.lstmHidden
-        let total = 2 * act + col + pre + t * arch.lstmInput + t * 4 * h + 2 * t * h
-        return (act, col, pre, t, total)
+        let ld = LSTM.leadingDimension(steps: t)
+        let total = 2 * act + col + pre + wino + ld * (arch.lstmInput + 4 * h + h) + 4 * h + 2 * t * h
+        return (act, col, pre, wino, t, total)
     }
 
     /// Upper bound on scratch memory a model may ask for (floats; 1 GiB), so a hostile file cannot
@@ -128,18 +145,30 @@ public final class CRNNEngine {
         }
         var f = nMels, t = frames
         var input = plane, output = pong
-        for conv in weights.convs {
-            Conv2D.forward(conv, input: input, f: f, t: t, col: col, pre: pre, output: output, backend: backend)
+        // Index loops and explicit pointer swaps: in debug builds `for x in array` + `swap` allocated.
+        for i in 0..<weights.convs.count {
+            let conv = weights.convs[i]
+            if let u = conv.winograd {
+                u.withUnsafeBufferPointer { u in
+                    WinogradConv.forward(conv, u: u.baseAddress!, input: input, f: f, t: t, padded: col, v: pre, m: wino,
+                                         output: output, backend: backend)
+                }
+            } else {
+                Conv2D.forward(conv, input: input, f: f, t: t, col: col, pre: pre, output: output, backend: backend)
+            }
             f /= 2; t /= 2
-            swap(&input, &output)
+            let done = output
+            output = input
+            input = done
         }
-        // [C][F][T] → sequence of T vectors with index c * F + f (rows of the map, transposed).
-        let rows = weights.lstm[0].input, steps = t
-        for r in 0..<rows {
-            for s in 0..<steps { seq[s * rows + r] = input[r * steps + s] }
-        }
-        LSTM.forward(weights.lstm[0], x: seq, steps: steps, gates: gates, cell: cell, out: hidden0, backend: backend)
-        LSTM.forward(weights.lstm[1], x: hidden0, steps: steps, gates: gates, cell: cell, out: hidden1, backend: backend)
+        // The [C][F][T] map is the LSTM input with one column per time step (row c * F + f); copy it
+        // into `lstmInput` with the padded column stride the LSTM products use.
+        let steps = t, ld = LSTM.leadingDimension(steps: steps), rows = weights.lstm[0].input
+        for r in 0..<rows { (lstmInput + r * ld).update(from: input + r * steps, count: steps) }
+        LSTM.forward(weights.lstm[0], x: lstmInput, steps: steps, gates: gates, recurrent: recurrent, cell: cell,
+                     out: hidden0, outColumns: seq, backend: backend)
+        LSTM.forward(weights.lstm[1], x: seq, steps: steps, gates: gates, recurrent: recurrent, cell: cell,
+                     out: hidden1, outColumns: seq, backend: backend)
         let h = weights.lstm[1].hidden
         if weights.meanPooling {
             vecA.update(repeating: 0, count: h)
@@ -150,10 +179,12 @@ public final class CRNNEngine {
             vecA.update(from: hidden1 + (steps - 1) * h, count: h)
         }
         var x = vecA, y = vecB
-        for d in weights.dense {
-            linear(d, x: x, y: y)
-            for j in 0..<d.output { y[j] = max(y[j], 0) }
-            swap(&x, &y)
+        for i in 0..<weights.dense.count {
+            linear(weights.dense[i], x: x, y: y)
+            for j in 0..<weights.dense[i].output { y[j] = max(y[j], 0) }
+            let done = y
+            y = x
+            x = done
         }
         linear(weights.out, x: x, y: out.baseAddress!)
     }

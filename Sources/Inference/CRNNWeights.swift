@@ -9,7 +9,13 @@ public struct CRNNWeights: Sendable {
         var cout: Int
         var weight: [Float]
         var bias: [Float]
+        /// Winograd-transformed `weight` (`WinogradConv`), for layers with `cin >= winogradMinInput`.
+        var winograd: [Float]?
     }
+
+    /// Layers with fewer input channels (the first, with 1) use im2col: their matrix products would
+    /// have K = cin, too small for Winograd's 16 products to pay off.
+    static let winogradMinInput = 8
 
     /// One LSTM layer, PyTorch gate order i, f, g, o.
     struct LSTMLayer: Sendable {
@@ -80,7 +86,8 @@ public struct CRNNWeights: Sendable {
                 fb[c] = Float((Double(convBias?[c] ?? 0) - Double(mean[c])) * s + Double(beta[c]))
             }
             for (j, v) in fw.enumerated() where !v.isFinite { throw .nonFiniteWeight(tensor: p + "conv.weight (folded)", index: j) }
-            convs.append(Conv(cin: cin, cout: cout, weight: fw, bias: fb))
+            let wino = cin >= Self.winogradMinInput ? WinogradConv.transformWeights(fw, cout: cout, cin: cin) : nil
+            convs.append(Conv(cin: cin, cout: cout, weight: fw, bias: fb, winograd: wino))
             cin = cout
         }
 

@@ -1,8 +1,10 @@
 import COpenBLAS
 
 /// Which implementation computes the engine's matrix products. `openBLAS` is the default because it
-/// measured faster on every layer shape of the model (see docs/model-format.md, "Engine"); `swift` is a
-/// portable SIMD fallback kept for comparison (`bench model --backend swift`) and for debugging.
+/// measured about 4x faster: whole 94 × 64 window of the (32, 64, 128) model, one thread, minimum over
+/// 500 runs, 1.14 ms against 5.0 ms for `swift` (x86-64 Zen 4; Swift's portable build only emits SSE,
+/// OpenBLAS picks AVX-512 kernels at run time). `swift` is a portable SIMD fallback kept for comparison
+/// (`bench model --backend swift`) and for debugging; the parity tests run both.
 public enum MatMulBackend: String, Sendable, CaseIterable, Codable {
     case openBLAS = "openblas"
     case swift

@@ -2,6 +2,11 @@ import Foundation
 import Testing
 @testable import Inference
 
+/// Root of all Inference suites, run one test at a time: the zero-allocation check must not share
+/// OpenBLAS with other threads (its buffer pool allocates when several threads call it at once, which
+/// the agent, with one inference thread, never does).
+@Suite(.serialized) enum InferenceTestSuites {}
+
 /// Fixture files live next to this source file (Tests/InferenceTests/Fixtures), made by
 /// training/make_test_models.py from PyTorch.
 enum Fixture {

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import Inference
+
+/// `bench model`: per-window inference latency (p50/p99, one thread), heap allocations per inference
+/// and peak RSS. The input is deterministic (the model's self-test features, repeated to `--frames`),
+/// so `training/bench_model.py` runs PyTorch and ONNX Runtime on exactly the same weights and input.
+struct BenchModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Per-window latency, allocations and peak RSS of the CRNN engine (build with -c release)."
+    )
+
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Frames per window (default: the model's window).") var frames: Int?
+    @Option(help: "Timed inferences.") var iterations = 300
+    @Option(help: "Untimed inferences first.") var warmup = 30
+    @Option(help: "Matrix-product backend: openblas or swift.") var backend: String = MatMulBackend.openBLAS.rawValue
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        guard let backend = MatMulBackend(rawValue: backend) else {
+            throw ValidationError("--backend must be one of \(MatMulBackend.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let rssBefore = Self.peakRSSMegabytes()
+        let bundle = try model.load()
+        let arch = bundle.metadata.architecture
+        let n = frames ?? bundle.metadata.window.frames
+        let engine = CRNNEngine(model: bundle, maxFrames: n, backend: backend)
+        let input = Self.benchInput(bundle, frames: n)
+        var probs = [Float](repeating: 0, count: engine.classCount)
+        var times = [Double](repeating: 0, count: max(1, iterations))
+        var allocations: UInt64 = 0
+        let clock = ContinuousClock()
+        try input.withUnsafeBufferPointer { x in
+            try probs.withUnsafeMutableBufferPointer { p in
+                for _ in 0..<max(1, warmup) { try engine.probabilities(features: x, frames: n, into: p) }
+                let before = AllocationCounter.current
+                try times.withUnsafeMutableBufferPointer { t in
+                    for i in 0..<t.count {
+                        let start = clock.now
+                        try engine.probabilities(features: x, frames: n, into: p)
+                        let d = clock.now - start
+                        t[i] = Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15
+                    }
+                }
+                allocations = AllocationCounter.current - before
+            }
+        }
+        let sorted = times.sorted()
+        func pct(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int((q * Double(sorted.count - 1)).rounded()))] }
+        let result: [String: Any] = [
+            "engine": "swift", "backend": backend.rawValue, "threads": 1,
+            "model": bundle.source, "model_version": bundle.metadata.version, "parameters": bundle.parameterCount,
+            "frames": n, "n_mels": arch.nMels, "iterations": times.count,
+            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": times.reduce(0, +) / Double(times.count), "min_ms": sorted[0],
+            "allocations_per_inference": AllocationCounter.isAvailable ? Double(allocations) / Double(times.count) : -1,
+            "peak_rss_mb": Self.peakRSSMegabytes(), "peak_rss_before_load_mb": rssBefore,
+            "ru_maxrss_mb": ResourceUsage.peakRSSMegabytes(),
+            "probabilities": probs.map(Double.init),
+        ]
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "model %@ %@ (%d parameters), %d x %d window, %@ backend, 1 thread",
+                         bundle.metadata.name, bundle.metadata.version, bundle.parameterCount, n, arch.nMels, backend.rawValue))
+            print(String(format: "latency: p50 %.3f ms, p99 %.3f ms, mean %.3f ms, min %.3f ms over %d inferences",
+                         pct(0.5), pct(0.99), times.reduce(0, +) / Double(times.count), sorted[0], times.count))
+            print(AllocationCounter.isAvailable
+                  ? "allocations per inference: \(Double(allocations) / Double(times.count))"
+                  : "allocations per inference: not measurable on this C library")
+            print(String(format: "peak RSS: %.1f MB (%.1f MB before loading the model)", Self.peakRSSMegabytes(), rssBefore))
+        }
+    }
+
+    /// Peak RSS of this process image: `VmHWM` from /proc/self/status where available, else getrusage.
+    /// (getrusage's ru_maxrss survives exec on Linux, so when a big parent such as the Python peer
+    /// script starts this binary it would report the parent's peak.)
+    static func peakRSSMegabytes() -> Double {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kb = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            return kb / 1024
+        }
+        return ResourceUsage.peakRSSMegabytes()
+    }
+
+    /// `frames` × n_mels raw dB features: the self-test input, frame t taken from `t % selfTestFrames`
+    /// (training/bench_model.py builds the same).
+    static func benchInput(_ m: ModelBundle, frames: Int) -> [Float] {
+        let mels = m.metadata.architecture.nMels
+        var x = [Float](repeating: 0, count: frames * mels)
+        for t in 0..<frames {
+            let s = t % m.selfTestFrames
+            for k in 0..<mels { x[t * mels + k] = m.selfTestInput[s * mels + k] }
+        }
+        return x
+    }
+}
