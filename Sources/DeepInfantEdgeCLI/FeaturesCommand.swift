@@ -39,7 +39,7 @@ struct FeatureOptions: ParsableArguments {
     @Option(help: "STFT hop in samples (default: the embedded model's).") var hop: Int?
 
     func parameters() throws -> LogMelParameters {
-        let base = (try? ModelBundle.embeddedDefault(verifySelfTest: false))?.metadata.features.logMel ?? LogMelParameters()
+        let base = (try? ModelBundle.embeddedDefault(verifySelfTest: false))?.metadata.features.logMelParameters ?? LogMelParameters()
         let p = LogMelParameters(nFFT: nFFT ?? base.nFFT, hopLength: hop ?? base.hopLength, nMels: nMels ?? base.nMels,
                                  fmin: fmin ?? base.fmin, fmax: fmax ?? base.fmax)
         do { try p.validate() } catch { throw ValidationError(error.description) }

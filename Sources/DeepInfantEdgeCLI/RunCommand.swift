@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import Control
 import Foundation
 import Logging
 
@@ -26,6 +27,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("real-time"), help: "Pace file input (and ALSA file/null plugins) to real time.") var realTime = false
     @Option(help: "Stop after this many seconds (demo and tests).") var duration: Double?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+    @Option(name: .customLong("trusted-key"), help: ArgumentHelp("Ed25519 public key file (model keygen's signing.pub) whose signed models cmd/model accepts; repeatable, adds to [control] trusted_keys.", valueName: "file"))
+    var trustedKeys: [String] = []
 
     func run() async throws {
         let cfg: AgentConfig
@@ -34,14 +37,20 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(78)
         }
         let level = Logger.Level(rawValue: cfg.log.level) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        // Standard-error handlers whose level cmd/config can change while running.
+        LiveLogLevel.bootstrap(level: level)
         let logger = Logger(label: "deepinfant.agent")
         let models = try Agent.loadModels(cfg, logger: logger)
-        let agent = Agent(config: cfg, cryModel: models.cry, reasonModel: models.reason, logger: logger)
+        let installed = ControlService.startupModel(stateDir: cfg.node.stateDir, configured: models.reason, logger: logger)
+        let agent = Agent(config: cfg, cryModel: models.cry, reasonModel: installed, logger: logger)
+        let keys: [SigningKeys.TrustedKey]
+        do { keys = try SigningKeys.loadTrusted(paths: cfg.control.trustedKeys + trustedKeys) } catch {
+            FileHandle.standardError.write(Data("deepinfant-edge: config error: control.trusted_keys: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        let control = try ControlService(agent: agent, config: cfg, trustedKeys: keys, publisher: try agent.publisher(),
+                                         baselineModel: models.reason)
+        await control.start()
         let task = Task { try await agent.run() }
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
             logger.notice("signal \(signal): shutting down")
@@ -54,11 +63,16 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         try await task.value
+        await control.stop()
         signals.cancel()
     }
 
     func effectiveConfig() throws(ConfigError) -> AgentConfig {
         var c = try config.map { path throws(ConfigError) in try ConfigLoader.load(path: path) } ?? AgentConfig()
+        // Changes received over MQTT (cmd/config), persisted in the state directory; the environment and
+        // explicit options below still win.
+        if let stateDir { c.node.stateDir = stateDir }
+        c = try ConfigOverride.apply(to: c)
         ConfigLoader.applyEnvironment(&c)
         if let broker { c.mqtt.broker = broker }
         if let nodeID { c.node.id = nodeID }

@@ -54,7 +54,7 @@ public final class CryGate {
 
     public init(cryModel: ModelBundle, reasonModel: ModelBundle, settings: GateSettings = GateSettings()) throws {
         try settings.validate()
-        guard cryModel.metadata.features.logMel == reasonModel.metadata.features.logMel else {
+        guard cryModel.metadata.features.logMelParameters == reasonModel.metadata.features.logMelParameters else {
             throw GateError.incompatibleModels("cry and reason models use different features")
         }
         guard let cryIndex = cryModel.labels.firstIndex(of: "cry") else {
@@ -64,7 +64,7 @@ public final class CryGate {
         self.cryModel = cryModel
         self.reasonModel = reasonModel
         self.cryIndex = cryIndex
-        featureParameters = cryModel.metadata.features.logMel
+        featureParameters = cryModel.metadata.features.logMelParameters
         extractor = try LogMelExtractor(parameters: featureParameters)
         windowFrames = cryModel.metadata.window.frames
         cryEngine = CRNNEngine(model: cryModel, maxFrames: windowFrames)
@@ -104,7 +104,7 @@ public final class CryGate {
     /// Swaps the reason model between windows. Labels may change, so an open episode is closed first
     /// (its end event is returned) and the next cry opens a new one: no window is lost or counted twice.
     public func swapReasonModel(_ model: ModelBundle) throws -> [GateEvent] {
-        guard model.metadata.features.logMel == featureParameters, model.metadata.architecture.nMels == featureParameters.nMels else {
+        guard model.metadata.features.logMelParameters == featureParameters, model.metadata.architecture.nMels == featureParameters.nMels else {
             throw GateError.incompatibleModels("reason model features differ from the cry model's")
         }
         var events: [GateEvent] = []
@@ -208,13 +208,5 @@ public enum GateError: Error, Equatable, CustomStringConvertible {
     case incompatibleModels(String)
     public var description: String {
         switch self { case let .incompatibleModels(why): "incompatible models: \(why)" }
-    }
-}
-
-extension ModelFeatureParameters {
-    /// The front-end parameters these model features correspond to (validated when the model loaded).
-    public var logMel: LogMelParameters {
-        LogMelParameters(sampleRate: sampleRate, nFFT: nFft, hopLength: hopLength, nMels: nMels, fmin: fmin, fmax: fmax,
-                         dbRef: dbRef, dbAmin: dbAmin)
     }
 }

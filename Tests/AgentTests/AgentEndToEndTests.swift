@@ -1,3 +1,4 @@
+import ALSATestSupport
 import Agent
 import Capture
 import Foundation
@@ -10,25 +11,17 @@ import Testing
 struct AgentEndToEndTests {
     static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
 
-    /// An ALSA config owned by this test process: `file` PCMs over `null` that capture raw S16_LE files.
+    /// The nursery PCM in the test process's shared ALSA config: captures a raw file written below.
     static let alsaDirectory: URL = {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("deepinfant-agent-alsa-\(getpid())")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let conf = """
-        pcm.null { type null }
-        pcm.nursery { type file slave.pcm "null" file "/dev/null" format "raw" infile "\(dir.path)/nursery.raw" }
-        """
-        try! conf.write(to: dir.appendingPathComponent("asound.conf"), atomically: true, encoding: .utf8)
-        setenv("ALSA_CONFIG_PATH", dir.appendingPathComponent("asound.conf").path, 1)
-        return dir
+        ALSATestConfig.definePCM("nursery", infile: ALSATestConfig.directory.appendingPathComponent("nursery.raw").path)
+        return ALSATestConfig.directory
     }()
 
     /// `seconds` of silence, the recording, and `after` seconds of silence, as the nursery PCM's input.
     static func writeNurseryAudio(_ file: String, before: Double, after: Double) throws -> [Float] {
         let recording = try AudioFile.read(path: fixtures.appendingPathComponent(file).path)
         let audio = [Float](repeating: 0, count: Int(before * 16_000)) + recording + [Float](repeating: 0, count: Int(after * 16_000))
-        let ints = audio.map { Int16(clamping: Int(($0 * 32768).rounded())) }
-        try ints.withUnsafeBytes { Data($0) }.write(to: alsaDirectory.appendingPathComponent("nursery.raw"))
+        try ALSATestConfig.writeRaw(audio, to: alsaDirectory.appendingPathComponent("nursery.raw").path)
         return audio
     }
 

@@ -1,30 +1,22 @@
+import ALSATestSupport
 import Foundation
 
-/// An ALSA configuration owned by the tests (loaded through ALSA_CONFIG_PATH): `file` PCMs over the `null`
-/// plugin, which capture the bytes of a raw S16_LE file. There is no sound card on CI machines.
+/// The capture tests' PCMs, in the test process's shared ALSA config (`ALSATestSupport`).
 enum ALSATestDevices {
-    /// Temp folder holding the config and the raw files it names.
     static let directory: URL = {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("deepinfant-alsa-\(getpid())")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let conf = """
-        pcm.null { type null }
-        pcm.cryfile { type file slave.pcm "null" file "/dev/null" format "raw" infile "\(dir.path)/cry.raw" }
-        pcm.tone48k { type file slave.pcm "null" file "/dev/null" format "raw" infile "\(dir.path)/tone48k.raw" }
-        pcm.late { type file slave.pcm "null" file "/dev/null" format "raw" infile "\(dir.path)/late.raw" }
-        """
-        let confURL = dir.appendingPathComponent("asound.conf")
-        try! conf.write(to: confURL, atomically: true, encoding: .utf8)
-        setenv("ALSA_CONFIG_PATH", confURL.path, 1)
-        return dir
+        for name in ["cryfile", "tone48k", "late"] {
+            ALSATestConfig.definePCM(name, infile: ALSATestConfig.directory.appendingPathComponent("capture-\(name).raw").path)
+        }
+        return ALSATestConfig.directory
     }()
 
-    static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    static func path(_ name: String) -> String {
+        let pcm = name.replacingOccurrences(of: ".raw", with: "")
+        return directory.appendingPathComponent("capture-\(pcm == "cry" ? "cryfile" : pcm).raw").path
+    }
 
-    /// Writes samples in [-1, 1] as raw S16_LE (exact for 16-bit sources: x · 32768).
     static func writeRaw(_ samples: [Float], to name: String) throws {
-        let ints = samples.map { Int16(clamping: Int(($0 * 32768).rounded())) }
-        try ints.withUnsafeBytes { Data($0) }.write(to: URL(fileURLWithPath: path(name)))
+        try ALSATestConfig.writeRaw(samples, to: path(name))
     }
 }
 

@@ -20,13 +20,24 @@ extension InferenceTestSuites {
 
         @Test func embeddedDefaultModelLoads() throws {
             let m = try ModelBundle.embeddedDefault()
-            #expect(m.metadata.architecture.convChannels == [32, 64, 128])
+            // The shipped, trained reason model (training/REPORT.md): 3 conv blocks, ~207k parameters.
+            #expect(m.metadata.task == "reason")
+            #expect(m.metadata.labels == ["belly_pain", "burping", "discomfort", "hungry", "tired"])
+            #expect(m.metadata.architecture.convChannels == [16, 32, 64])
             #expect(m.metadata.window.frames == 94)
-            #expect(m.parameterCount == 824_421)
+            #expect(m.parameterCount == 206_901)
+            #expect(m.parameterCount < 1_000_000)
+            #expect(!m.metadata.version.contains("untrained"))
             let st = m.runSelfTest()
             #expect(st.passed && st.maxDelta <= 1e-4)
             // The features it declares are ones the front end accepts.
             try m.metadata.features.logMelParameters.validate()
+            // The embedded cry detector too, with the gate threshold chosen on out-of-fold predictions.
+            let cry = try ModelBundle.embeddedCryDetector()
+            #expect(cry.metadata.task == "cry" && cry.labels == ["not_cry", "cry"])
+            #expect(cry.runSelfTest().passed)
+            #expect(cry.metadata.gate.map { $0.threshold > 0 && $0.threshold < 1 } == true)
+            #expect(cry.metadata.features.logMelParameters == m.metadata.features.logMelParameters)
         }
 
         @Test func unreadableFile() {

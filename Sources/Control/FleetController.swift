@@ -1,0 +1,114 @@
+import Foundation
+import Inference
+import Logging
+import Messaging
+
+/// The controller's side of the fleet CLI: the same MQTT layer as the nodes, reading their retained
+/// `status`/`info`/`state`, sending `cmd/<name>` with a fresh `request_id`, and collecting each targeted
+/// node's `result` until all have answered or the timeout passes.
+public actor FleetController {
+    /// Which nodes a command is for.
+    public enum Target: Sendable, Equatable {
+        case node(String)
+        /// Every node that announces `status = online` (retained), via the group topic `<prefix>/all/cmd/…`.
+        case all
+    }
+
+    /// What the fleet knows about one node from its retained topics.
+    public struct NodeStatus: Sendable, Equatable {
+        public var id: String
+        public var online: Bool?
+        public var info: InfoPayload?
+        public var state: StatePayload?
+    }
+
+    /// One targeted node's answer (`result == nil`: none within the timeout).
+    public struct Outcome: Sendable, Equatable {
+        public var node: String
+        public var result: CommandResult?
+        public var ok: Bool { result?.ok == true }
+    }
+
+    public nonisolated let client: MQTTClient
+    public nonisolated let prefix: String
+    private var nodes: [String: NodeStatus] = [:]
+    private var results: [String: [String: CommandResult]] = [:]
+    private var collector: Task<Void, Never>?
+
+    public init(settings: MQTTSettings, prefix: String = "deepinfant", logger: Logger = Logger(label: "deepinfant.fleet")) throws {
+        client = try MQTTClient(settings: settings, logger: logger)
+        self.prefix = prefix
+    }
+
+    /// Connects and subscribes to every node's status, info, state and result.
+    public func connect(timeout: Duration = .seconds(10)) async throws {
+        let messages = client.messages
+        collector = Task { [weak self] in
+            for await message in messages { await self?.received(message) }
+        }
+        for leaf in ["status", "info", "state", "result"] { try client.subscribe("\(prefix)/+/\(leaf)", qos: .atLeastOnce) }
+        client.start()
+        try await client.waitUntilConnected(timeout: timeout)
+    }
+
+    public func disconnect() async {
+        collector?.cancel()
+        await client.stop()
+    }
+
+    /// The nodes seen so far, after giving retained messages `settle` to arrive.
+    public func list(settle: Duration = .seconds(1)) async -> [NodeStatus] {
+        try? await Task.sleep(for: settle)
+        return nodes.values.sorted { $0.id < $1.id }
+    }
+
+    /// Sends `cmd/<command>` (the payload built for the request id) and waits for the targeted nodes.
+    /// For ``Target/all`` the targets are the nodes online after `settle`, plus any other node that answers.
+    public func send(_ command: String, payload: (String) throws -> [UInt8], to target: Target,
+                     timeout: Duration = .seconds(30), settle: Duration = .seconds(1)) async throws -> [Outcome] {
+        let requestID = UUID().uuidString.lowercased()
+        var expected: Set<String>
+        let topic: String
+        switch target {
+        case let .node(id):
+            expected = [id]
+            topic = "\(prefix)/\(id)/cmd/\(command)"
+        case .all:
+            expected = Set(await list(settle: settle).filter { $0.online == true }.map(\.id))
+            topic = "\(prefix)/\(Topics.groupNodeID)/cmd/\(command)"
+        }
+        try await client.publish(topic: topic, payload: try payload(requestID), qos: .atLeastOnce)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let answered = Set(results[requestID, default: [:]].keys)
+            if !expected.isEmpty, expected.isSubset(of: answered) { break }
+            if expected.isEmpty, target == .all { break }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let answers = results.removeValue(forKey: requestID) ?? [:]
+        expected.formUnion(answers.keys)
+        return expected.sorted().map { Outcome(node: $0, result: answers[$0]) }
+    }
+
+    private func received(_ message: MQTTMessage) {
+        let parts = message.topic.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let prefixParts = prefix.split(separator: "/").count
+        guard parts.count == prefixParts + 2 else { return }
+        let id = parts[prefixParts], leaf = parts[prefixParts + 1]
+        guard id != Topics.groupNodeID else { return }
+        switch leaf {
+        case "result":
+            guard let result = try? CommandResult.decode(message.payload), let requestID = result.requestID else { return }
+            results[requestID, default: [:]][id] = result
+        case "status":
+            guard !message.payload.isEmpty else { nodes[id] = nil; return }
+            nodes[id, default: NodeStatus(id: id)].online = message.text == "online"
+        case "info":
+            nodes[id, default: NodeStatus(id: id)].info = try? PayloadJSON.decode(InfoPayload.self, from: message.payload)
+        case "state":
+            nodes[id, default: NodeStatus(id: id)].state = try? PayloadJSON.decode(StatePayload.self, from: message.payload)
+        default:
+            return
+        }
+    }
+}
