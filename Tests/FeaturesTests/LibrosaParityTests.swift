@@ -53,6 +53,7 @@ struct LibrosaParityTests {
             compared += 1
         }
         #expect(maxDelta <= 0.01, "max |Δ| = \(maxDelta) dB over \(compared) bins")
+        print("librosa parity \(c.expected): max |Δ| = \(maxDelta) dB over \(compared) bins above -80 dB")
         if !c.name.hasPrefix("silence") { #expect(compared > 0) }
         // Below -80 dB float32 rounding in the FFT dominates; still close to librosa there.
         let allDelta = zip(reference.values, ours.values).map { abs($0 - $1) }.max() ?? 0
