@@ -71,7 +71,15 @@ final class MosquittoBroker: @unchecked Sendable {
             }
             lines.append("password_file \(passwordFile)")
         }
-        if let aclFile = options.aclFile { lines.append("acl_file \(aclFile)") }
+        if let aclFile = options.aclFile {
+            // mosquitto started as root reads the ACL after dropping to its own user, which cannot enter a
+            // checkout under a private (0700) folder: give it a copy in the broker's world-readable directory.
+            let copy = directory.appendingPathComponent("acl").path
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: aclFile, toPath: copy)
+            chmod(copy, 0o644)
+            lines.append("acl_file \(copy)")
+        }
         if let cert = options.tlsCertFile, let key = options.tlsKeyFile {
             lines += ["certfile \(cert)", "keyfile \(key)"]
         }
