@@ -200,6 +200,7 @@ def summarise_cry(res):
                        fold_recall=mstd([cf_dec[(folds == f) & (y == 1)].mean() for f in FOLDS]),
                        fold_fpr=mstd([cf_dec[(folds == f) & (y == 0)].mean() for f in FOLDS])),
         auc_max=float(roc_auc_score(y, pmax)),
+        gate_confusion=confusion_matrix(y, dec.astype(int), labels=[0, 1]).tolist(),
         clip_mean_log_prob=summarise_probs(oof, extra_probs=cp),
         temperature=fit_temperature(wl, y),
         false_positives=[dict(path=o["path"], label=o["label"], p=float(p)) for o, p, d in zip(oof, pmax, dec)

@@ -18,10 +18,10 @@ struct EpisodeReporter {
 
     mutating func map(_ event: GateEvent, levelDBFS: Double) -> Output {
         switch event {
-        case let .cryStarted(id, at, _, _, estimate):
+        case let .cryStarted(id, at, _, _, estimate, detected):
             seq[id] = 0
             started[id] = at
-            let e = payload(.start, id, at: at, started: at, estimate, level: levelDBFS)
+            let e = payload(.start, id, at: detected, started: at, estimate, level: levelDBFS)
             return .event(e, StatePayload(crying: true, reason: estimate.reason, confidence: estimate.confidence, since: at, episodeID: id.uuidString.lowercased()))
         case let .cryUpdated(id, at, _, estimate):
             seq[id, default: 0] += 1

@@ -21,7 +21,8 @@ struct DetectCommand: ParsableCommand {
     @Argument(help: "Audio files (WAV, FLAC, OGG; any rate).") var files: [String]
     @Option(help: "Reason model file (default: the embedded model).") var model: String?
     @Option(name: .customLong("cry-model"), help: "Cry detector model file (default: the embedded one).") var cryModel: String?
-    @Option(help: "Cry probability threshold (default: the gate's).") var threshold: Double?
+    @Option(help: "Cry probability threshold (default: the cry model's recommended one).") var threshold: Double?
+    @Option(name: .customLong("min-cry-windows"), help: "Cry windows in a row that start an episode (default: the gate's).") var minCryWindows: Int?
     @Flag(help: "One JSON object per line.") var json = false
 
     func run() throws {
@@ -29,6 +30,7 @@ struct DetectCommand: ParsableCommand {
         let cry = try cryModel.map { try ModelBundle.load(path: $0) } ?? ModelBundle.embeddedCryDetector()
         var settings = GateSettings()
         if let threshold { settings.cryThreshold = threshold }
+        if let minCryWindows { settings.minCryWindows = minCryWindows }
         var failed = false
         for file in files {
             do {
@@ -87,7 +89,7 @@ struct DetectCommand: ParsableCommand {
         var starts: [Double] = []
         for e in events {
             switch e {
-            case let .cryStarted(_, _, t, _, _): starts.append(t)
+            case let .cryStarted(_, _, t, _, _, _): starts.append(t)
             case let .cryEnded(_, _, _, duration, _, confidence, _):
                 let s = starts.last ?? 0
                 result.segments.append((s, min(s + duration, Double(samples.count) / 16_000), confidence))

@@ -19,6 +19,9 @@ public struct ActivityDetector: Sendable {
     public let initialFloorDBFS: Double
     /// Stream time (s) of the end of the last active frame, or -inf.
     public private(set) var lastActive: Double = -.infinity
+    /// Start of the current run of activity (frames active with gaps under a second), or nil when quiet:
+    /// the gate aligns its first analysis windows to it, so a new cry is not diluted by the silence before.
+    public private(set) var activeSince: Double?
     private var blockMinima: [Double] = []
     private var currentBlockMin = Double.infinity
     private var framesInBlock = 0
@@ -52,9 +55,13 @@ public struct ActivityDetector: Sendable {
             partialCount += 1
             guard partialCount == Self.frameSize else { continue }
             let level = SoundLevel.dbfs(meanSquare: partialEnergy / Double(Self.frameSize))
+            let frameEnd = startTime + Double(i + 1) / 16_000
             if level > max(floorDBFS + marginDB, minDBFS) {
                 active += 1
-                lastActive = startTime + Double(i + 1) / 16_000
+                if activeSince == nil || frameEnd - lastActive > 1 { activeSince = frameEnd - Double(Self.frameSize) / 16_000 }
+                lastActive = frameEnd
+            } else if frameEnd - lastActive > 1 {
+                activeSince = nil
             }
             currentBlockMin = min(currentBlockMin, level)
             framesInBlock += 1

@@ -166,19 +166,31 @@ public final class CryGate {
         }
     }
 
-    /// Time (s) of the end of the newest frame's centre.
-    private var frameTime: Double { Double((totalFrames - 1) * featureParameters.hopLength) / Double(featureParameters.sampleRate) }
+    /// Stream time (s) at which the newest frame's audio ends (its centre + n_fft/2): the end of the
+    /// analysis window, which events are stamped with.
+    private var frameTime: Double {
+        Double((totalFrames - 1) * featureParameters.hopLength + featureParameters.nFFT / 2) / Double(featureParameters.sampleRate)
+    }
 
     private func analyse(_ events: inout [GateEvent]) {
         let nMels = featureParameters.nMels
-        let frames = min(windowFrames, recent.count / nMels)
-        guard frames >= cryEngine.minFrames else { return }
+        let hopSeconds = Double(featureParameters.hopLength) / Double(featureParameters.sampleRate)
+        var frames = min(windowFrames, recent.count / nMels)
         let t = frameTime
-        let windowStart = t - Double(frames * featureParameters.hopLength) / Double(featureParameters.sampleRate)
+        // Before an episode, look only at the audio since activity began (plus a quarter second): a cry
+        // that has just started then fills the window instead of being diluted by the quiet before it,
+        // which brings the start event ~1 s closer to the onset.
+        if !tracker.isCrying, let since = activity.activeSince {
+            let sinceFrames = Int(((t - since) / hopSeconds).rounded(.up)) + 8
+            frames = min(frames, max(16, sinceFrames))
+        }
+        guard frames >= cryEngine.minFrames else { return }
+        let windowStart = t - Double(frames) * hopSeconds
         // Stage 2 only if stage 1 saw activity inside this window, or while an episode is open (so a long
         // cry that the floor starts to absorb is still followed to its end).
         let active = activity.lastActive >= windowStart || tracker.isCrying
-        var window = EpisodeTracker.Window(time: t, date: date(at: t), cryProbability: 0, reasonLogProbabilities: nil)
+        var window = EpisodeTracker.Window(time: t, date: date(at: t), cryProbability: 0, reasonLogProbabilities: nil,
+                                           seconds: Double(frames) * hopSeconds)
         analysisTicks += 1
         if active {
             let started = DispatchTime.now().uptimeNanoseconds

@@ -14,9 +14,12 @@ public struct EpisodeTracker: Sendable {
         public var date: Date
         public var cryProbability: Double
         public var reasonLogProbabilities: [Double]?
+        /// Audio the window covered (nil: the full analysis window).
+        public var seconds: Double?
 
-        public init(time: Double, date: Date, cryProbability: Double, reasonLogProbabilities: [Double]?) {
+        public init(time: Double, date: Date, cryProbability: Double, reasonLogProbabilities: [Double]?, seconds: Double? = nil) {
             self.time = time
+            self.seconds = seconds
             self.date = date
             self.cryProbability = cryProbability
             self.reasonLogProbabilities = reasonLogProbabilities
@@ -75,13 +78,13 @@ public struct EpisodeTracker: Sendable {
         guard pendingCry.count >= settings.minCryWindows else { return events }
         var logSum = [Double](repeating: 0, count: labels.count)
         for p in pendingCry { for (i, v) in p.reasonLogProbabilities!.enumerated() { logSum[i] += v } }
-        let onset = max(0, pendingCry[0].time - windowSeconds)
+        let onset = max(0, pendingCry[0].time - (pendingCry[0].seconds ?? windowSeconds))
         let crySum = pendingCry.reduce(0) { $0 + $1.cryProbability }
         let e = (id: UUID(), onset: onset, lastCry: w.time, lastUpdate: w.time, windows: pendingCry.count, logSum: logSum, crySum: crySum)
         episode = e
         pendingCry.removeAll()
         events.append(.cryStarted(episode: e.id, at: w.date.addingTimeInterval(onset - w.time), streamTime: onset,
-                                  cryConfidence: w.cryProbability, estimate: estimate(logSum, e.windows)))
+                                  cryConfidence: w.cryProbability, estimate: estimate(logSum, e.windows), detectedAt: w.date))
         return events
     }
 

@@ -18,8 +18,9 @@ public struct ReasonEstimate: Sendable, Equatable, Codable {
 /// What the gate tells the rest of the pipeline. Times are stream times (seconds since the source's
 /// first sample) plus wall-clock dates derived from the capture timestamps.
 public enum GateEvent: Sendable, Equatable {
-    /// An episode began. `cryConfidence` is the cry detector's probability for the onset window.
-    case cryStarted(episode: UUID, at: Date, streamTime: Double, cryConfidence: Double, estimate: ReasonEstimate)
+    /// An episode began at `at` (onset: the start of its first cry window) and was confirmed at
+    /// `detectedAt`. `cryConfidence` is the cry detector's probability for the confirming window.
+    case cryStarted(episode: UUID, at: Date, streamTime: Double, cryConfidence: Double, estimate: ReasonEstimate, detectedAt: Date)
     /// The reason, re-estimated over all cry windows of the episode so far.
     case cryUpdated(episode: UUID, at: Date, streamTime: Double, estimate: ReasonEstimate)
     /// The episode ended (hang-over elapsed, or the input ended). `duration` runs from onset to the end of

@@ -9,7 +9,7 @@ public struct GateSettings: Sendable, Equatable, Codable {
     /// in the cry model's metadata (chosen on out-of-fold predictions), else 0.5.
     public var cryThreshold: Double?
     /// Cry windows needed in a row before an episode starts (onset hysteresis).
-    public var minCryWindows: Int = 1
+    public var minCryWindows: Int = 2
     /// Seconds without a cry window before an episode ends (hang-over).
     public var hangoverSeconds: Double = 4
     /// Seconds between `update` events during an episode.

@@ -84,10 +84,12 @@ struct AgentEndToEndTests {
 
     @Test("a broker restart mid-episode loses no event: all arrive once, in order")
     func brokerRestart() async throws {
+        _ = Self.alsaDirectory
         let broker = try TestBroker()
         let sub = try Subscriber(port: broker.port, filter: "deepinfant/restart/#")
+        _ = try Self.writeNurseryAudio("cry-hungry.flac", before: 1, after: 12)
         var cfg = Self.config(broker: broker, node: "restart")
-        cfg.audio.input = Self.fixtures.appendingPathComponent("cry-hungry.flac").path
+        cfg.audio.device = "nursery"
         cfg.audio.realTime = true
         cfg.gate.updateIntervalSeconds = 1
         let (cry, reason) = try Self.models()
@@ -95,10 +97,13 @@ struct AgentEndToEndTests {
         let task = Task { try await agent.run() }
         #expect(await sub.wait(timeout: 10) { $0.contains { $0.topic.hasSuffix("/event") } })
         broker.stop()
-        try await Task.sleep(for: .seconds(2.5))  // crying goes on while the broker is away
+        try await Task.sleep(for: .seconds(2.5))  // crying goes on while the broker is away: updates queue in the outbox
         try broker.start()
-        try await task.value  // the file ends; shutdown flushes the outbox
-        #expect(await sub.wait(timeout: 10) { $0.contains { $0.topic.hasSuffix("/event") && $0.payload.contains("\"type\":\"end\"") } })
+        // The agent reconnects (capped backoff) and sends the backlog, then the end event after the hang-over.
+        let ended = await sub.wait(timeout: 30) { $0.contains { $0.topic.hasSuffix("/event") && $0.payload.contains("\"type\":\"end\"") } }
+        task.cancel()
+        try await task.value
+        #expect(ended)
         let events = sub.events()
         // At-least-once: a resend after a lost PUBACK is possible and recognisable by episode id + seq.
         var seqs: [Int] = []

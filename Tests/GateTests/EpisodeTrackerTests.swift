@@ -33,9 +33,10 @@ struct EpisodeTrackerTests {
             let t = Double(i) * 0.5
             events += tr.add(Self.window(t, cry: (4...20).contains(t) ? 0.95 : 0.05))
         }
-        guard case let .cryStarted(id, at, onset, conf, est) = events.first else { Issue.record("no start"); return }
+        guard case let .cryStarted(id, at, onset, conf, est, detected) = events.first else { Issue.record("no start"); return }
         #expect(onset == 4 - 3)  // the second cry window (t = 4.5) confirms; onset is the first cry window's start
         #expect(at == Self.t0.addingTimeInterval(onset))
+        #expect(detected == Self.t0.addingTimeInterval(4.5))
         #expect(conf == 0.95)
         #expect(est.reason == "hungry")
         let updates = events.filter { if case .cryUpdated = $0 { true } else { false } }
@@ -78,7 +79,7 @@ struct EpisodeTrackerTests {
         var tr = Self.tracker(minCry: 1)
         let flat = Self.labels.map { _ in log(0.2) }
         let events = tr.add(Self.window(3, cry: 0.9, reason: flat))
-        guard case let .cryStarted(_, _, _, _, est) = events.first else { Issue.record("no start"); return }
+        guard case let .cryStarted(_, _, _, _, est, _) = events.first else { Issue.record("no start"); return }
         #expect(est.reason == ReasonEstimate.unknown)
         #expect(est.probabilities.count == 5 && est.probabilities.values.allSatisfy { abs($0 - 0.2) < 1e-4 })
     }
