@@ -49,7 +49,7 @@ public enum ConfigPatch {
     /// Plans `patch` against the effective configuration `current` and the persisted `override`.
     public static func plan(patch: JSONValue, current: AgentConfig, override: JSONValue) throws(ConfigError) -> ConfigChange {
         guard case let .object(sections) = patch else {
-            throw ConfigError(key: "(root)", reason: "a config patch must be a JSON object, got \(ConfigDocument.Reader.kind(patch))")
+            throw ConfigError(key: "(root)", reason: "a config patch must be a JSON object, got \(ConfigDocument.kind(patch))")
         }
         for name in sections.keys.sorted() {
             let value = sections[name]!
@@ -64,7 +64,7 @@ public enum ConfigPatch {
                     try checkLocal("\(name).\(key)")
                 }
             default:
-                throw ConfigError(key: name, reason: "must be an object, got \(ConfigDocument.Reader.kind(value))")
+                throw ConfigError(key: name, reason: "must be an object, got \(ConfigDocument.kind(value))")
             }
         }
         let before = ConfigDocument.encode(current)

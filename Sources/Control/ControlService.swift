@@ -376,7 +376,7 @@ public actor ControlService {
             return .failure(BadPayload(code: "malformed_json", key: "(root)", message: "the payload is not valid JSON"))
         }
         guard case let .object(members) = value else {
-            return .failure(BadPayload(code: "invalid_config", key: "(root)", message: "the payload must be a JSON object, got \(ConfigDocument.Reader.kind(value))"))
+            return .failure(BadPayload(code: "invalid_config", key: "(root)", message: "the payload must be a JSON object, got \(ConfigDocument.kind(value))"))
         }
         return .success(members)
     }

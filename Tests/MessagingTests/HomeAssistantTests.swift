@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Messaging
 
-/// Checks discovery against a real Home Assistant (the shared harness, /work/shared/tools/ha). Starting HA
+/// Checks discovery against a real Home Assistant (the shared harness, ../shared/tools/ha beside the project). Starting HA
 /// takes ~10 s, so this runs only when deploy/mosquitto/ha-check.sh has started HA and set the environment.
 @Suite("Home Assistant accepts the discovery")
 struct HomeAssistantTests {

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 H=${HA_HARNESS:-$(cd .. && pwd)/shared/tools/ha/ha-harness.sh}
-[ -x "$H" ] || H=/work/shared/tools/ha/ha-harness.sh
+[ -x "$H" ] || { echo "no Home Assistant harness at $H (set HA_HARNESS)"; exit 2; }
 export HA_ROOT=${HA_ROOT:-${TMPDIR:-/tmp}/ha-deepinfant}
 SCRATCH=${SCRATCH:-.build-mqtt}
 

@@ -1,4 +1,3 @@
-import Agent
 import Gate
 import Inference
 
@@ -6,9 +5,10 @@ import Inference
 /// so a merge patch, the persisted override and the `cmd/config` answer all use the keys an operator
 /// already knows from config.example.toml.
 ///
-/// Decoding is as strict as `ConfigLoader`: unknown sections and keys, wrong types and non-integral
-/// integers are errors naming the key; a key that is absent (or deleted by a `null` in a patch) takes its
-/// default. Ranges are then checked by `AgentConfig.validate()`.
+/// The one place that maps keys to `AgentConfig` fields: `ConfigLoader` turns the TOML file into this
+/// document too. Unknown sections and keys, wrong types and non-integral integers are errors naming the
+/// key; a key that is absent (or deleted by a `null` in a patch) takes its default. Ranges are then checked
+/// by `AgentConfig.validate()`.
 public enum ConfigDocument {
     /// Replaced by this in answers, so secrets never travel back over MQTT.
     public static let redacted = "(redacted)"
@@ -33,7 +33,8 @@ public enum ConfigDocument {
                              ("ca_file", s(c.mqtt.caFile)), ("cert_file", s(c.mqtt.certFile)), ("key_file", s(c.mqtt.keyFile)),
                              ("prefix", s(c.mqtt.prefix)), ("discovery_prefix", s(c.mqtt.discoveryPrefix)),
                              ("discovery", .bool(c.mqtt.discovery)), ("keepalive", i(c.mqtt.keepalive)),
-                             ("outbox_max_events", i(c.mqtt.outboxMaxEvents))]),
+                             ("outbox_max_events", i(c.mqtt.outboxMaxEvents)),
+                             ("diagnostics_interval_s", n(c.mqtt.diagnosticsIntervalSeconds))]),
             "gate": section([("activity_margin_db", n(g.activityMarginDB)), ("activity_min_dbfs", n(g.activityMinDBFS)),
                              ("cry_threshold", g.cryThreshold.map(n)), ("min_cry_windows", i(g.minCryWindows)),
                              ("hangover_s", n(g.hangoverSeconds)), ("update_interval_s", n(g.updateIntervalSeconds)),
@@ -72,6 +73,7 @@ public enum ConfigDocument {
             if let v = try r.bool("discovery") { c.mqtt.discovery = v }
             if let v = try r.int("keepalive") { c.mqtt.keepalive = v }
             if let v = try r.int("outbox_max_events") { c.mqtt.outboxMaxEvents = v }
+            if let v = try r.double("diagnostics_interval_s") { c.mqtt.diagnosticsIntervalSeconds = v }
         }
         try root.section("gate") { r throws(ConfigError) in
             if let v = try r.double("activity_margin_db") { c.gate.activityMarginDB = v }
@@ -99,8 +101,10 @@ public enum ConfigDocument {
         return c
     }
 
-    /// Type-checked access to one JSON object that remembers which keys were read (the twin of
-    /// `ConfigLoader.Reader`).
+    /// "a number", "an object", …: how an error message names a JSON value's type.
+    public static func kind(_ v: JSONValue) -> String { Reader.kind(v) }
+
+    /// Type-checked access to one JSON object that remembers which keys were read.
     struct Reader {
         let members: [String: JSONValue]
         let path: String
