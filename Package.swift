@@ -29,8 +29,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Features", dependencies: ["CFFTW"]),
-        // Test support only (no product depends on it): the ALSA config the test targets share.
-        .target(name: "ALSATestSupport"),
+        // Test support only (no product depends on it): the shared ALSA config, child processes, free ports.
+        .target(name: "TestSupport"),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]), .target(name: "CInferenceSupport"), .target(name: "Inference", dependencies: ["Features", "COpenBLAS", "CInferenceSupport"], resources: [.copy("Resources")]),
         .target(name: "Gate", dependencies: ["Features", "Inference"]),
         .target(name: "Agent", dependencies: [
@@ -50,12 +50,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        .testTarget(name: "CaptureTests", dependencies: ["Capture", "Features", "ALSATestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "Features", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Capture"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GateTests", dependencies: ["Gate", "Capture", "Inference", "Features"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "Messaging", "Gate", "Inference", "Capture", "ALSATestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "Agent", "Messaging", "Gate", "Inference"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Messaging", "Gate", "Inference", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Agent", "Messaging", "Gate", "Inference", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "TestSupport"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,4 @@
-import ALSATestSupport
+import TestSupport
 import Agent
 import Capture
 import Foundation

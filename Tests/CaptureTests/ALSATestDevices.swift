@@ -1,7 +1,7 @@
-import ALSATestSupport
+import TestSupport
 import Foundation
 
-/// The capture tests' PCMs, in the test process's shared ALSA config (`ALSATestSupport`).
+/// The capture tests' PCMs, in the test process's shared ALSA config (`TestSupport`).
 enum ALSATestDevices {
     static let directory: URL = {
         for name in ["cryfile", "tone48k", "late"] {

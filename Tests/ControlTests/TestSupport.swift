@@ -5,39 +5,29 @@ import Gate
 import Inference
 import Logging
 import Messaging
+import TestSupport
 import Testing
 
-/// A real mosquitto on a free loopback port, for one test (copied from the Agent tests' broker).
+/// A real mosquitto on a free loopback port, for one test.
 final class Broker: @unchecked Sendable {
     let port: Int
     let directory: URL
-    private var process: Process?
+    private let pid: pid_t
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("deepinfant-control-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        port = try Self.freePort()
+        port = try LoopbackPort.free()
         let conf = "listener \(port) 127.0.0.1\nallow_anonymous true\nmessage_size_limit 0\n"
         try conf.write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
-        p.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        process = p
+        pid = try ChildProcess.spawn("/usr/sbin/mosquitto", ["-c", directory.appendingPathComponent("mosquitto.conf").path])
         let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline, !Self.canConnect(port) { usleep(10_000) }
+        while Date() < deadline, !LoopbackPort.accepts(port) { usleep(10_000) }
     }
 
     deinit {
-        // Not waitUntilExit(): from a concurrency thread it can wait on a run loop that never turns.
-        // SIGKILL: a child of the test process inherits its blocked-signal mask, so SIGTERM may never arrive.
-        if let p = process, p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
-            let deadline = Date().addingTimeInterval(2)
-            while p.isRunning, Date() < deadline { usleep(2_000) }
-        }
+        kill(pid, SIGTERM)
+        ChildProcess.wait(pid)
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -46,29 +36,6 @@ final class Broker: @unchecked Sendable {
     func settings(_ clientID: String) -> MQTTSettings {
         MQTTSettings(host: "127.0.0.1", port: port, clientID: clientID,
                      backoff: MQTTBackoff(initial: .milliseconds(100), cap: .milliseconds(400), multiplier: 2, jitter: 0.5))
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
-    static func canConnect(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Glibc
 @testable import Messaging
 
@@ -32,7 +33,7 @@ final class MosquittoBroker: @unchecked Sendable {
         // Another process can take the free port before mosquitto binds it: try a few ports.
         var lastError: (any Error)?
         for _ in 0..<3 {
-            port = try Self.freePort()
+            port = try LoopbackPort.free()
             try writeConfig()
             do {
                 try start()
@@ -92,7 +93,7 @@ final class MosquittoBroker: @unchecked Sendable {
         // Ready when the port accepts TCP connections.
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
-            if Self.canConnect(port: port) { return }
+            if LoopbackPort.accepts(port) { return }
             if let pid, ChildProcess.hasExited(pid) {
                 self.pid = nil
                 break
@@ -116,40 +117,6 @@ final class MosquittoBroker: @unchecked Sendable {
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw TestFailure("bind() failed") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func canConnect(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
@@ -300,56 +267,4 @@ func makeSubscriber(_ broker: MosquittoBroker, filters: [String], clientID: Stri
     try await client.publish(topic: probe, text: "ping", qos: .atLeastOnce)
     try await collector.wait(timeout: .seconds(5), "probe") { $0.contains { $0.topic == probe } }
     return (client, collector)
-}
-
-/// posix_spawn with a clean signal mask: Foundation's `Process` passes on the spawning thread's mask, and
-/// Swift's worker threads block SIGTERM, so a broker started that way would ignore SIGTERM.
-enum ChildProcess {
-    static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                      outputPath: String? = nil) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        let output = outputPath ?? "/dev/null"
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var environmentValues = environment ?? ProcessInfo.processInfo.environment
-        if environment != nil {
-            for (key, value) in ProcessInfo.processInfo.environment where environmentValues[key] == nil {
-                environmentValues[key] = value
-            }
-        }
-        let envp = environmentValues.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in envp { free(pointer) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw TestFailure("posix_spawn \(executable) failed: \(String(cString: strerror(rc)))") }
-        return pid
-    }
-
-    static func hasExited(_ pid: pid_t) -> Bool {
-        var status: Int32 = 0
-        return waitpid(pid, &status, WNOHANG) == pid
-    }
-
-    static func wait(_ pid: pid_t) {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    }
 }
