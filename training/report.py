@@ -53,6 +53,16 @@ def plot_cm(cm, labels, title, path, ylabel="true (parent tag)"):
     plt.close(fig)
 
 
+def extra_aug(cfg):
+    """The cry recipes' augmentation beyond the cached audio copies of cry clips and the random gain."""
+    parts = []
+    if cfg.get("feat_aug"):
+        parts.append("feature warp of every crop (time stretch 0.85-1.15, mel shift -2..2 bins)")
+    if cfg.get("neg_mix"):
+        parts.append(f"two non-cry sounds mixed (p = {cfg['neg_mix']})")
+    return "; ".join(parts) or "-"
+
+
 def per_class_table(s, labels):
     lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for lab, c in zip(labels, s["per_class"]):
@@ -240,16 +250,16 @@ def main(argv=None):
         w("## Cry detector (cry gate): 4-fold grouped cross-validation\n")
         if len(cry_variants) > 1:
             w("Recipes compared (threshold per recipe picked the same way; the shipped one is detailed below):\n")
-            w("| recipe | steps | non-cry sampling | recall (fold mean ± std) | FPR (fold mean ± std) | "
+            w("| recipe | steps | non-cry sampling | extra augmentation | recall (fold mean ± std) | FPR (fold mean ± std) | "
               "recall / FPR, threshold cross-fitted | AUC |")
-            w("|---|---|---|---|---|---|---|")
+            w("|---|---|---|---|---|---|---|---|")
             for k in cry_variants:
                 r = load(k)
                 sk = M.summarise_cry(r)
                 c = r["cfg"]
                 boost = c.get("neg_source_boost") or {}
                 w(f"| {k}{' (shipped)' if k == TR.SHIPPED_CRY else ''} | {c['epochs'] * c['steps_per_epoch']} | "
-                  f"sqrt(count){''.join(f' x{v} {s_}' for s_, v in boost.items())} | {fmt(sk['folds']['recall'])} | "
+                  f"sqrt(count){''.join(f' x{v} {s_}' for s_, v in boost.items())} | {extra_aug(c)} | {fmt(sk['folds']['recall'])} | "
                   f"{fmt(sk['folds']['fpr'])} | {sk['cross_fit']['recall']:.3f} / {sk['cross_fit']['fpr']:.3f} | "
                   f"{sk['auc_max']:.4f} |")
             w("")
@@ -257,7 +267,8 @@ def main(argv=None):
         w(f"Same CRNN ({cry['params']:,} parameters), features and windows; labels `[not_cry, cry]` (`is_cry`, all "
           f"sources). Sampling: half the batch cries, half non-cry with sources weighted by sqrt(count) (FSDD digits "
           f"would otherwise dominate), plus generated silence/noise/hum negatives; augmentation: the 4 cached "
-          f"pitch/stretch/noise copies of cry clips, ±{c['gain_db']:.0f} dB random gain on everything. "
+          f"pitch/stretch/noise copies of cry clips, ±{c['gain_db']:.0f} dB random gain on everything"
+          f"{'; ' + extra_aug(c) if extra_aug(c) != '-' else ''}. "
           f"{c['epochs']} x {c['steps_per_epoch']} = {c['epochs'] * c['steps_per_epoch']} steps, label smoothing "
           f"{c['label_smoothing']}, otherwise as above.\n")
         w(f"Clip decision: max over windows of p(cry) >= threshold. Threshold picked on the pooled OOF predictions as "

@@ -77,6 +77,9 @@ CRY_CFG = dict(task="cry", epochs=25, steps_per_epoch=16, batch=64, max_lr=1e-2,
 # cry-detector variants: cry_cv (CRY_CFG) always runs (its fold models pre-train the reason trunk)
 CRY_VARIANTS = {
     "cry2_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}),
+    # more steps; cry3 adds feature-domain augmentation of every crop (negatives included) and negative mixing
+    "cry_long_cv": dict(steps_per_epoch=40),
+    "cry3_cv": dict(steps_per_epoch=40, feat_aug=True, neg_mix=0.3),
 }
 SHIPPED_CRY = "cry_cv"  # replaced by shipped_cry(): lowest OOF false-positive rate at the recall-0.975 threshold
 
@@ -133,8 +136,10 @@ def norm_stats(items):
 class Sampler:
     """Balanced (class_power=0) or tempered (weight ~ n_c ** class_power) sampling of random 94-frame crops."""
 
-    def __init__(self, items, task, class_power, gain_db, rng, neg_source_boost=None):
+    def __init__(self, items, task, class_power, gain_db, rng, neg_source_boost=None, feat_aug=False, neg_mix=0.0):
         self.items, self.rng, self.gain_db = items, rng, gain_db
+        self.feat_aug, self.neg_mix = feat_aug, neg_mix
+        self.neg_idx = np.array([i for i, it in enumerate(items) if it[1] == 0 and task == "cry"])
         keys = [k for _, _, k, _ in items]
         labels = np.array([y for _, y, _, _ in items])
         w = np.zeros(len(items))
@@ -167,12 +172,41 @@ class Sampler:
         out[s:s + t] = x
         return out
 
+    def warp(self, x):
+        """Feature-domain augmentation applied to any clip (the cached audio-domain copies exist for cries only):
+        time stretch by frame interpolation U(0.85, 1.15), a shift of the mel axis by -2..2 bins (a pitch shift
+        of roughly +-1.5 semitones in the linear part of the mel scale), each with p = 0.5."""
+        rng = self.rng
+        if rng.random() < 0.5 and x.shape[0] > 1:
+            r = rng.uniform(0.85, 1.15)
+            t = x.shape[0]
+            pos = np.arange(0, t - 1, r)
+            i0 = pos.astype(int)
+            f = (pos - i0)[:, None].astype(np.float32)
+            x = x[i0] * (1 - f) + x[np.minimum(i0 + 1, t - 1)] * f
+        if rng.random() < 0.5:
+            k = int(rng.integers(-2, 3))
+            if k > 0:
+                x = np.concatenate([np.repeat(x[:, :1], k, 1), x[:, :-k]], 1)
+            elif k < 0:
+                x = np.concatenate([x[:, -k:], np.repeat(x[:, -1:], -k, 1)], 1)
+        return x
+
     def batch(self, n):
         idx = self.rng.choice(len(self.items), size=n, p=self.p)
         xs, ys = [], []
         for i in idx:
             v, y, _, _ = self.items[i]
-            c = self.crop(v[self.rng.integers(len(v))]).copy()
+            src = v[self.rng.integers(len(v))]
+            if self.feat_aug:
+                src = self.warp(src)
+            c = self.crop(src).copy()
+            if y == 0 and self.neg_mix and len(self.neg_idx) and self.rng.random() < self.neg_mix:
+                # two non-cry sounds at once (e.g. a dog over a TV) are still not a cry: mix in power
+                w = self.items[self.neg_idx[self.rng.integers(len(self.neg_idx))]][0]
+                o = self.crop(w[self.rng.integers(len(w))])
+                c = np.logaddexp(c * (np.log(10) / 10), (o + self.rng.uniform(-10, 10)) * (np.log(10) / 10)) * (10 / np.log(10))
+                c = c.astype(np.float32)
             if self.gain_db:
                 live = c > fx.SILENCE_DB + 1e-3
                 c[live] += self.rng.uniform(-self.gain_db, self.gain_db)
@@ -206,7 +240,8 @@ def train_model(items, cfg, init_state=None, log=None):
         own.update(take)
         model.load_state_dict(own)
     mean, std = norm_stats(items)
-    sampler = Sampler(items, cfg["task"], cfg["class_power"], cfg["gain_db"], rng, cfg.get("neg_source_boost"))
+    sampler = Sampler(items, cfg["task"], cfg["class_power"], cfg["gain_db"], rng, cfg.get("neg_source_boost"),
+                      cfg.get("feat_aug", False), cfg.get("neg_mix", 0.0))
     steps = cfg["epochs"] * cfg["steps_per_epoch"]
     frozen = bool(cfg.get("freeze_trunk"))
     params = [p for n, p in model.named_parameters() if not (frozen and n.startswith("blocks."))]

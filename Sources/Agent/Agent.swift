@@ -28,6 +28,9 @@ public final class Agent: Sendable {
     /// Newest model version announced to the node (HA `update` entity's "latest"), and whether `info`
     /// must be re-published for it.
     private let announcedModel = Mutex<(version: String?, changed: Bool)>((nil, false))
+    /// Hash of the configuration in force after remote changes (nil: the start-up `config`), and whether
+    /// `info` must be re-published for it.
+    private let liveConfigHash = Mutex<(hash: String?, changed: Bool)>((nil, false))
 
     public init(config: AgentConfig, cryModel: ModelBundle, reasonModel: ModelBundle, logger: Logger = Logger(label: "deepinfant.agent")) {
         self.config = config
@@ -74,6 +77,13 @@ public final class Agent: Sendable {
     /// `info.model.latest_version` carries it from the next chunk on, for Home Assistant's `update` entity.
     public func announceLatestModelVersion(_ version: String) {
         announcedModel.withLock { $0 = (version, true) }
+    }
+
+    /// Records the configuration now in force (after a remote `cmd/config`), so `info.config_hash` shows
+    /// what the node runs rather than what it started with.
+    public func noteEffectiveConfig(_ effective: AgentConfig) {
+        let hash = ConfigHash.of(effective)
+        liveConfigHash.withLock { if $0.hash != hash { $0 = (hash, true) } }
     }
 
     /// Runs until the input ends or the calling task is cancelled; then shuts down cleanly.
@@ -137,10 +147,13 @@ public final class Agent: Sendable {
                 if changes.modelChanged, let model = control.reasonModel {
                     await report(changes.events)  // the closed episode, under the old model version
                     reporter.modelVersion = model.metadata.version
+                    await publisher.reasonLabelsChanged(model.labels, modelVersion: model.metadata.version)
                     await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
                 } else {
                     await report(changes.events)
-                    if announcedModel.withLock({ $0.changed }) { await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus)) }
+                    if announcedModel.withLock({ $0.changed }) || liveConfigHash.withLock({ $0.changed }) {
+                        await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+                    }
                 }
                 let events = control.withGate { $0.process(chunk.samples, startIndex: chunk.startIndex, timestamp: chunk.timestamp) } ?? []
                 audioSeconds += chunk.duration
@@ -188,7 +201,10 @@ public final class Agent: Sendable {
                     model: .init(name: model.metadata.name, version: model.metadata.version, labels: model.labels,
                                  latestVersion: latest),
                     audioDevice: audio, startedAt: startedAt, uptimeS: Date().timeIntervalSince(startedAt).rounded(),
-                    configHash: ConfigHash.of(config))
+                    configHash: liveConfigHash.withLock { live in
+                        live.changed = false
+                        return live.hash ?? ConfigHash.of(config)
+                    })
     }
 
     private func mqttSettings(clientID: String) throws -> MQTTSettings {

@@ -174,6 +174,7 @@ public actor ControlService {
         }
         effective = change.config
         override = change.override
+        agent.noteEffectiveConfig(effective)
         if gateChanged { await publishConfigState() }
         var r = success(name, requestID, message: change.changedKeys.isEmpty ? "no change"
                         : "changed \(change.changedKeys.joined(separator: ", "))"

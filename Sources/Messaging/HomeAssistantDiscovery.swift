@@ -118,7 +118,8 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
                     "state_class": "total", "value_template": "{{ value_json.outbox_dropped }}",
                     "icon": "mdi:tray-remove"]
         case "gate_threshold":
-            return ["name": "Gate cry threshold", "entity_category": "config", "min": 0, "max": 1, "step": 0.01,
+            // The gate accepts thresholds in (0, 1), so the slider stops one step inside both ends.
+            return ["name": "Gate cry threshold", "entity_category": "config", "min": 0.01, "max": 0.99, "step": 0.01,
                     "mode": "box", "command_topic": topics.command("config"),
                     "command_template": "{\"gate\":{\"cry_threshold\":{{ value }}}}",
                     "state_topic": topics.configState, "value_template": "{{ value_json.gate.threshold }}"]

@@ -18,7 +18,7 @@ public actor NodePublisher {
     public nonisolated let client: MQTTClient
     public nonisolated let topics: Topics
     public nonisolated let outbox: Outbox
-    public nonisolated let discovery: HomeAssistantDiscovery?
+    public private(set) var discovery: HomeAssistantDiscovery?
 
     private let logger: Logger
     private let eventWindow: Int
@@ -231,6 +231,15 @@ public actor NodePublisher {
         if let lastInfo { publishRetained(topics.info, withOutboxCounters(lastInfo)) }
         if let lastState { publishRetained(topics.state, lastState) }
         if let lastConfig { publishRetained(topics.configState, lastConfig) }
+    }
+
+    /// A reason model with other labels is in force (after `cmd/model` or a rollback): Home Assistant's
+    /// `event`/`enum` entities learn the new reasons from re-sent discovery configs.
+    public func reasonLabelsChanged(_ labels: [String], modelVersion: String) {
+        guard let old = discovery, old.labels != labels else { return }
+        discovery = HomeAssistantDiscovery(topics: old.topics, labels: labels, modelVersion: modelVersion,
+                                           softwareVersion: old.softwareVersion, deviceName: old.deviceName)
+        publishDiscovery()
     }
 
     private func publishDiscovery() {

@@ -15,6 +15,7 @@ extension NodeTests {
     func configRoundTrip() async throws {
         let node = try await TestNode()
         let recorder = try await Recorder(node.broker, filters: ["deepinfant/nursery/config"])
+        let infos = try await Recorder(node.broker, filters: ["deepinfant/nursery/info"])
         let hashBefore = ConfigHash.of(node.config)
 
         let r1 = try await node.send("config", json: #"{"gate": {"cry_threshold": 0.7, "hangover_s": 6}}"#)
@@ -28,6 +29,10 @@ extension NodeTests {
         // The retained echo Home Assistant's number entity reads.
         try await recorder.wait("config echo 0.7") { msgs in
             msgs.last.flatMap { try? PayloadJSON.decode(ConfigStatePayload.self, from: $0.payload) }?.gate.threshold == 0.7
+        }
+        // The retained info shows the configuration in force, not the start-up one.
+        try await infos.wait("info with the new config hash") { msgs in
+            msgs.last.flatMap { try? PayloadJSON.decode(InfoPayload.self, from: $0.payload) }?.configHash == r1.configHash
         }
 
         let query = try await node.send("config", json: "{}")
@@ -60,6 +65,7 @@ extension NodeTests {
         let mode = try FileManager.default.attributesOfItem(atPath: ConfigOverride.path(stateDir: node.config.node.stateDir))[.posixPermissions] as? Int
         #expect(mode == 0o600)
         await recorder.stop()
+        await infos.stop()
         try await node.stop()
     }
 

@@ -169,3 +169,25 @@ extension NodeTests {
         try await node.stop()
     }
 }
+
+extension NodeTests {
+    @Test("a model with other labels re-sends discovery, so Home Assistant's cry event knows the new reasons")
+    func discoveryFollowsLabels() async throws {
+        let node = try await TestNode()
+        let recorder = try await Recorder(node.broker, filters: ["homeassistant/event/nursery/cry/config"])
+        func eventTypes(_ msgs: [MQTTMessage]) -> [String]? {
+            guard let last = msgs.last, let object = try? JSONSerialization.jsonObject(with: Data(last.payload)) as? [String: Any]
+            else { return nil }
+            return object["event_types"] as? [String]
+        }
+        let before = TestNode.reasonModel.labels
+        try await recorder.wait("discovery with the configured labels") { eventTypes($0) == before + ["unknown"] }
+        let renamed = before.map { $0 == before[0] ? "overtired" : $0 }
+        let relabelled = Fixtures.withMetadata(Fixtures.reason(version: "3.0.0")) { $0["labels"] = renamed }
+        let r = try await node.send("model", try node.envelope(relabelled).encoded())
+        #expect(r.ok, "\(r)")
+        try await recorder.wait("discovery with the new labels") { eventTypes($0) == renamed + ["unknown"] }
+        await recorder.stop()
+        try await node.stop()
+    }
+}

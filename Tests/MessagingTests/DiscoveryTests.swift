@@ -45,7 +45,8 @@ struct DiscoveryTests {
         let gate = try #require(configs["homeassistant/number/nursery/gate_threshold/config"])
         #expect(gate["command_topic"] as? String == "deepinfant/nursery/cmd/config")
         #expect(gate["state_topic"] as? String == "deepinfant/nursery/config")
-        #expect(gate["min"] as? Int == 0 && gate["max"] as? Int == 1)
+        // The gate rejects 0 and 1 (thresholds live in the open interval), so HA must not offer them.
+        #expect(gate["min"] as? Double == 0.01 && gate["max"] as? Double == 0.99)
         // HA substitutes the number for {{ value }}; the result must be a JSON merge patch of the config
         // document (keys as in the TOML file: gate.cry_threshold, gate.reason_min_confidence).
         let template = try #require(gate["command_template"] as? String)

@@ -54,7 +54,7 @@ struct NodePublisherTests {
         try await node.start()
 
         let configCount = HomeAssistantDiscovery.entities.count
-        let configTopics = Set(node.discovery!.configs().map(\.topic))
+        let configTopics = Set(await node.discovery!.configs().map(\.topic))
         try await seen.wait("status, info, state, config and discovery") { messages in
             messages.contains { $0.topic == topics.status && $0.text == "online" }
                 && messages.contains { $0.topic == topics.info } && messages.contains { $0.topic == topics.state }

@@ -1,0 +1,51 @@
+import Capture
+import Foundation
+import Gate
+import Inference
+import Testing
+
+/// The gate as shipped (embedded cry detector and reason model, default settings) on real recordings:
+/// the contract the rest of the pipeline relies on, checked end to end inside the Gate module.
+@Suite("Shipped gate on real recordings")
+struct ShippedGateTests {
+    static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+
+    static func events(_ name: String) throws -> [GateEvent] {
+        let samples = try AudioFile.read(path: fixtures.appendingPathComponent(name).path)
+        let gate = try CryGate(cryModel: try ModelBundle.embeddedCryDetector(), reasonModel: try ModelBundle.embeddedDefault())
+        var out: [GateEvent] = []
+        let t0 = Date(timeIntervalSince1970: 0)
+        // 100 ms chunks, as the capture stage delivers them.
+        for start in stride(from: 0, to: samples.count, by: 1600) {
+            let end = min(samples.count, start + 1600)
+            out += gate.process(Array(samples[start..<end]), startIndex: Int64(start),
+                                timestamp: t0.addingTimeInterval(Double(start) / 16_000))
+        }
+        return out + gate.finish()
+    }
+
+    @Test("an infant cry is one episode: a start in the first seconds, then an end with a reason")
+    func cryIsOneEpisode() throws {
+        let events = try Self.events("cry-hungry.flac")
+        var starts: [Double] = [], ends = 0, reason: String?
+        for event in events {
+            switch event {
+            case let .cryStarted(_, _, t, _, _, _): starts.append(t)
+            case let .cryEnded(_, _, _, _, _, _, estimate): ends += 1; reason = estimate.reason
+            default: break
+            }
+        }
+        #expect(starts.count == 1 && ends == 1, "\(events)")
+        #expect((starts.first ?? 99) < 3.0)
+        // The label set of the embedded model, or `unknown` when it is not confident.
+        let allowed = try ModelBundle.embeddedDefault().labels + [ReasonEstimate.unknown]
+        #expect(reason.map(allowed.contains) == true, "reason \(String(describing: reason))")
+    }
+
+    @Test("adult speech and a barking dog start no episode", arguments: ["speech.flac", "dog.flac"])
+    func notACry(_ name: String) throws {
+        let events = try Self.events(name)
+        let starts = events.filter { if case .cryStarted = $0 { return true } else { return false } }
+        #expect(starts.isEmpty, "\(name): \(starts)")
+    }
+}
