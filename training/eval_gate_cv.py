@@ -80,7 +80,7 @@ def main():
         for k in T.FOLDS:
             tr = D.items("cry", [f for f in T.FOLDS if f != k], cfg["aug"])
             mean, std = T.norm_stats(tr)  # exactly what train_model computed for this fold
-            model = T.make_model(2)
+            model = T.make_model(2, cfg.get("arch"))
             model.load_state_dict(torch.load(T.RUNS / a.run / f"fold{k}.pt", weights_only=True))
             model.eval()
             path = Path(d) / f"cry_fold{k}.safetensors"
@@ -116,6 +116,7 @@ def main():
              "folds' out-of-fold predictions: an honest estimate, unlike GATE.md (in-sample).", "",
              "| min cry windows | recall on cries (folds mean ± std) | pooled recall | FPR on non-cry (folds mean ± std) | pooled FPR | false alarms / hour (pooled) |",
              "|---|---|---|---|---|---|"]
+    summary = {}
     for m in mins:
         rec, fpr = [], []
         for k in T.FOLDS:
@@ -126,6 +127,9 @@ def main():
         pc = np.mean([hits[m][r["path"]] for r in rows if r["is_cry"] == "1"])
         pn = np.mean([hits[m][r["path"]] for r in rows if r["is_cry"] == "0"])
         fa = sum(alarms[m].values()) / sum(hours.values())
+        summary[m] = dict(recall=float(pc), fpr=float(pn), fold_recall=[float(x) for x in rec],
+                          fold_fpr=[float(x) for x in fpr], false_alarms=int(sum(alarms[m].values())),
+                          hours=float(sum(hours.values())), false_alarms_per_hour=float(fa))
         lines.append(f"| {m} | {np.mean(rec):.3f} ± {np.std(rec, ddof=1):.3f} | {pc:.3f} | {np.mean(fpr):.3f} ± "
                      f"{np.std(fpr, ddof=1):.3f} | {pn:.3f} | {fa:.1f} ({sum(alarms[m].values())} in "
                      f"{sum(hours.values()) * 60:.0f} min) |")
@@ -150,6 +154,9 @@ def main():
     lines.append(f"| (all other {sum(1 for v in by_cls.values() if not v[0])} classes) | | 0 |")
     missed = [r["path"] for r in rows if r["is_cry"] == "1" and not hits[m][r["path"]]]
     lines += ["", f"Missed cries ({len(missed)}): " + ", ".join(f"`{p}`" for p in missed), ""]
+    T.save(T.RUNS / a.run / "gate_cv.json", dict(run=a.run, thresholds={str(k): v for k, v in thr.items()},
+                                                  min_cry_windows={str(k): v for k, v in summary.items()},
+                                                  missed=missed))
     out = ROOT / "training" / "report" / f"GATE_CV_{a.run}.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))
