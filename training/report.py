@@ -53,11 +53,13 @@ def plot_cm(cm, labels, title, path, ylabel="true (parent tag)"):
     plt.close(fig)
 
 
-def gate_cell(run):
+def gate_cv(run, min_windows="2"):
     p = TR.RUNS / run / "gate_cv.json"
-    if not p.exists():
-        return "not run"
-    g = json.loads(p.read_text())["min_cry_windows"].get("2")
+    return json.loads(p.read_text())["min_cry_windows"].get(min_windows) if p.exists() else None
+
+
+def gate_cell(run):
+    g = gate_cv(run)
     if not g:
         return "not run"
     return (f"{g['recall']:.3f} / {g['fpr']:.3f} / {g['false_alarms_per_hour']:.0f} "
@@ -279,7 +281,7 @@ def main(argv=None):
                   f"{sk['auc_max']:.4f} | {gate_cell(k)} |")
             w("")
         c = cry["cfg"]
-        w(f"Same CRNN ({cry['params']:,} parameters), features and windows; labels `[not_cry, cry]` (`is_cry`, all "
+        w(f"CRNN ({cry['params']:,} parameters; conv {cry['arch']['conv_channels']}, LSTM {cry['arch']['lstm_hidden']}), same features and windows; labels `[not_cry, cry]` (`is_cry`, all "
           f"sources). Sampling: half the batch cries, half non-cry with sources weighted by sqrt(count) (FSDD digits "
           f"would otherwise dominate), plus generated silence/noise/hum negatives; augmentation: the 4 cached "
           f"pitch/stretch/noise copies of cry clips, ±{c['gain_db']:.0f} dB random gain on everything"
@@ -423,6 +425,10 @@ def write_model_card(summaries, base, cry, TR):
           f"dropout {a['dropout']}), 2 x LSTM {a['lstm_hidden']}, {a['pooling']} pooling over time, dense {a['dense']}, "
           f"linear output: {fr['params']:,} parameters (reason), {fc['params'] if fc else 0:,} (cry). Input: 64-band "
           f"log-mel (0-4000 Hz, n_fft 2048, hop 512 at 16 kHz), 94 frames = 3.0 s per window, hop 31 frames.\n")
+        if fc and fc["arch"] != a:
+            b = fc["arch"]
+            w(f"The cry detector is wider: conv {b['conv_channels']}, 2 x LSTM {b['lstm_hidden']}, dense {b['dense']} "
+              f"({fc['params']:,} parameters); the reason model above is the one the sentence describes.\n")
     w("## Intended use\n")
     w("A **caregiver aid**: a hint about why an infant may be crying, shown alongside the caregiver's own judgement. "
       "**Not a medical device**; not for diagnosis, triage or monitoring of a child's health, and not a substitute for "
@@ -470,6 +476,12 @@ def write_model_card(summaries, base, cry, TR):
           f"out-of-fold predictions): recall on cries {fmt(c['folds']['recall'])}, false-positive rate on non-cry "
           f"clips {fmt(c['folds']['fpr'])} (per fold); with the threshold re-chosen without the test fold: recall "
           f"{c['cross_fit']['recall']:.3f}, FPR {c['cross_fit']['fpr']:.3f}. ROC AUC {c['auc_max']:.3f}.\n")
+        g = gate_cv(TR.SHIPPED_CRY)
+        if g:
+            w(f"**Cry gate as a node runs it** (activity detector + cry detector + episode rule with 2 cry windows, "
+              f"`training/eval_gate_cv.py`, grouped CV with cross-fitted thresholds): recall on cries {g['recall']:.3f}, "
+              f"false-positive rate on non-cry clips {g['fpr']:.3f}, {g['false_alarms_per_hour']:.0f} false alarms per "
+              f"hour of non-cry audio played back to back (targets: >= 0.97, <= 0.03, <= 1).\n")
     w("## Limitations\n")
     w("- **Noisy labels**: reasons are what a parent tapped in an app, not verified; a recording can carry several "
       "needs or none. Agreement between the model and these tags is a weak proxy for being right.")
@@ -495,7 +507,11 @@ def write_model_card(summaries, base, cry, TR):
         w(f"- **Cry gate false alarms**: at the shipped threshold the out-of-fold false-positive rate is "
           f"{c['pooled']['fpr']:.3f} (target <= 0.03) at recall {c['pooled']['recall']:.3f}; animal and other "
           "tonal sounds fire it most: " + ", ".join(f"{k} {fp:.2f} (n={n})" for fp, k, n in worst) +
-          ". Long recordings have more windows and so more chances for a false alarm (max over windows).")
+          ". Long recordings have more windows and so more chances for a false alarm (max over windows)." +
+          (f" Through the whole gate (grouped CV): false-positive rate {gate_cv(TR.SHIPPED_CRY)['fpr']:.3f}, "
+           f"{gate_cv(TR.SHIPPED_CRY)['false_alarms_per_hour']:.0f} false alarms per hour of continuous non-cry sound "
+           "(target <= 1): a nursery with pets, sirens or TV will see false cry events."
+           if gate_cv(TR.SHIPPED_CRY) else ""))
     MODEL_CARD.parent.mkdir(exist_ok=True)
     MODEL_CARD.write_text("\n".join(L) + "\n")
     print(f"wrote {MODEL_CARD}")

@@ -45,6 +45,63 @@ public enum AudioFile {
     }
 }
 
+/// Decodes a file block by block (channels averaged, resampled to `targetRate` with a streaming filter), so a
+/// long recording costs a block of memory instead of the whole decoded signal.
+public final class AudioFileReader {
+    public let path: String
+    public let info: AudioFile.Info
+    public let targetRate: Int
+    private let file: OpaquePointer
+    private let resampler: Resampler?
+    private var interleaved: [Float] = []
+    private var finished = false
+
+    public init(path: String, targetRate: Int = 16_000) throws(CaptureError) {
+        var sfInfo = SF_INFO()
+        guard let file = sf_open(path, Int32(SFM_READ), &sfInfo) else {
+            let reason = String(cString: sf_strerror(nil))
+            throw .cannotReadFile(path: path, reason: FileManager.default.fileExists(atPath: path) ? reason : "no such file")
+        }
+        guard sfInfo.channels > 0, sfInfo.samplerate > 0 else {
+            sf_close(file)
+            throw .cannotReadFile(path: path, reason: "no audio channels")
+        }
+        self.path = path
+        self.file = file
+        self.targetRate = targetRate
+        info = AudioFile.Info(sampleRate: Int(sfInfo.samplerate), channels: Int(sfInfo.channels), frames: Int(sfInfo.frames))
+        resampler = info.sampleRate == targetRate ? nil : Resampler(from: info.sampleRate, to: targetRate)
+    }
+
+    deinit { sf_close(file) }
+
+    /// The next samples at `targetRate` from up to `frames` file frames; nil once the file is exhausted.
+    /// (Resampled blocks vary in length by a sample or so; the last one flushes the filter.)
+    public func next(frames: Int = 16_000) -> [Float]? {
+        guard !finished else { return nil }
+        precondition(frames > 0)
+        let channels = info.channels
+        if interleaved.count < frames * channels { interleaved = [Float](repeating: 0, count: frames * channels) }
+        let got = Int(max(0, interleaved.withUnsafeMutableBufferPointer { sf_readf_float(file, $0.baseAddress, sf_count_t(frames)) }))
+        var mono = [Float](repeating: 0, count: got)
+        if channels == 1 {
+            mono.withUnsafeMutableBufferPointer { m in for i in 0..<got { m[i] = interleaved[i] } }
+        } else {
+            let scale = 1 / Float(channels)
+            for i in 0..<got {
+                var acc: Float = 0
+                for c in 0..<channels { acc += interleaved[i * channels + c] }
+                mono[i] = acc * scale
+            }
+        }
+        let end = got < frames
+        if end { finished = true }
+        guard let resampler else { return got == 0 && end ? nil : mono }
+        let out = resampler.process(mono, endOfInput: end)
+        return out.isEmpty && end ? nil : out
+    }
+}
+
 /// An `AudioSource` over a file: the same messages as a microphone, for `classify`, `detect`, tests and
 /// the demo. Optionally paced to real time, so a recording behaves like a live device.
 public struct FileAudioSource: AudioSource {
@@ -65,11 +122,10 @@ public struct FileAudioSource: AudioSource {
         let path = path, chunkSize = chunkSize, realTime = realTime
         return AsyncStream(CaptureEvent.self) { continuation in
             let task = Task {
-                let samples: [Float]
+                let reader: AudioFileReader
                 do {
-                    let (native, info) = try AudioFile.readNative(path: path)
-                    continuation.yield(.opened(device: "file:\(path)", rate: info.sampleRate, channels: info.channels, format: "file"))
-                    samples = Resampler.convert(native, from: info.sampleRate)
+                    reader = try AudioFileReader(path: path)
+                    continuation.yield(.opened(device: "file:\(path)", rate: reader.info.sampleRate, channels: reader.info.channels, format: "file"))
                 } catch {
                     continuation.yield(.unavailable(device: "file:\(path)", reason: "\(error)", retryIn: 0))
                     continuation.finish()
@@ -78,13 +134,21 @@ public struct FileAudioSource: AudioSource {
                 let start = Date()
                 let clock = ContinuousClock(), t0 = clock.now
                 var index = 0
-                while index < samples.count, !Task.isCancelled {
-                    let end = min(samples.count, index + chunkSize)
+                // Re-chunk the decoder's blocks into exactly `chunkSize` samples (the last chunk may be shorter).
+                var pending: [Float] = [], exhausted = false
+                while !Task.isCancelled {
+                    while pending.count < chunkSize, !exhausted {
+                        if let block = reader.next(frames: max(chunkSize, 4096)) { pending += block } else { exhausted = true }
+                    }
+                    if pending.isEmpty { break }
+                    let take = min(chunkSize, pending.count)
+                    let end = index + take
                     if realTime {
                         try? await clock.sleep(until: t0 + .seconds(Double(end) / 16_000))
                     }
-                    continuation.yield(.audio(AudioChunk(samples: Array(samples[index..<end]), startIndex: Int64(index),
+                    continuation.yield(.audio(AudioChunk(samples: Array(pending[0..<take]), startIndex: Int64(index),
                                                          timestamp: start.addingTimeInterval(Double(index) / 16_000))))
+                    pending.removeFirst(take)
                     index = end
                 }
                 continuation.finish()

@@ -69,16 +69,15 @@ struct DetectCommand: ParsableCommand {
     }
 
     static func detect(file: String, cry: ModelBundle, reason: ModelBundle, settings: GateSettings) throws -> Result {
-        let samples = try AudioFile.read(path: file)
+        // Decoded block by block: an hour-long recording costs a block of memory, not the whole signal.
+        let reader = try AudioFileReader(path: file)
         let gate = try CryGate(cryModel: cry, reasonModel: reason, settings: settings)
         var events: [GateEvent] = []
-        let chunk = 1600
-        var i = 0
+        var total = 0
         let t0 = Date()
-        while i < samples.count {
-            let end = min(samples.count, i + chunk)
-            events += gate.process(Array(samples[i..<end]), startIndex: Int64(i), timestamp: t0.addingTimeInterval(Double(i) / 16_000))
-            i = end
+        while let block = reader.next(frames: 1600) {
+            events += gate.process(block, startIndex: Int64(total), timestamp: t0.addingTimeInterval(Double(total) / 16_000))
+            total += block.count
         }
         events += gate.finish()
         var result = Result(file: file, segments: [], estimate: nil)
@@ -92,7 +91,7 @@ struct DetectCommand: ParsableCommand {
             case let .cryStarted(_, _, t, _, _, _): starts.append(t)
             case let .cryEnded(_, _, _, duration, _, confidence, _):
                 let s = starts.last ?? 0
-                result.segments.append((s, min(s + duration, Double(samples.count) / 16_000), confidence))
+                result.segments.append((s, min(s + duration, Double(total) / 16_000), confidence))
             default: break
             }
         }

@@ -17,6 +17,23 @@ struct FileSourceTests {
         #expect(toneLevel(middle, frequency: 11_000 - 8000) < -70)
     }
 
+    @Test("the block reader yields the one-shot decode: bit for bit at 16 kHz, within 1e-4 when resampling")
+    func blockReaderMatchesOneShot() throws {
+        for (name, tolerance) in [("cry_ios_tired.flac", Float(0)), ("tones_44k1_stereo.wav", Float(1e-4))] {
+            let whole = try AudioFile.read(path: Fixtures.path(name))
+            for frames in [1, 999, 1600, 100_000] {
+                let reader = try AudioFileReader(path: Fixtures.path(name))
+                var blocks: [Float] = []
+                while let b = reader.next(frames: frames) { blocks += b }
+                #expect(reader.next(frames: frames) == nil)
+                #expect(abs(blocks.count - whole.count) <= 1, "\(name) in blocks of \(frames): \(blocks.count) vs \(whole.count)")
+                let n = min(blocks.count, whole.count)
+                let worst = zip(blocks[0..<n], whole[0..<n]).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst <= tolerance, "\(name) in blocks of \(frames): max |Δ| \(worst)")
+            }
+        }
+    }
+
     @Test("missing and non-audio files give an error naming the file")
     func badFiles() throws {
         #expect(throws: CaptureError.cannotReadFile(path: "/nonexistent.wav", reason: "no such file")) {
