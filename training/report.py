@@ -54,7 +54,7 @@ def plot_cm(cm, labels, title, path, ylabel="true (parent tag)"):
 
 
 def gate_cv(run, min_windows="2"):
-    p = TR.RUNS / run / "gate_cv.json"
+    p = RUNS / run / "gate_cv.json"
     return json.loads(p.read_text())["min_cry_windows"].get(min_windows) if p.exists() else None
 
 
@@ -71,6 +71,8 @@ def extra_aug(cfg):
     parts = []
     if cfg.get("feat_aug"):
         parts.append("feature warp of every crop (time stretch 0.85-1.15, mel shift -2..2 bins)")
+    if cfg.get("arch"):
+        parts.append(f"wider network: conv {list(cfg['arch']['conv_channels'])}, LSTM {cfg['arch']['lstm_hidden']}")
     if cfg.get("neg_mix"):
         parts.append(f"two non-cry sounds mixed (p = {cfg['neg_mix']})")
     return "; ".join(parts) or "-"
@@ -351,7 +353,8 @@ def main(argv=None):
     w("Recipe choice (`train.choose_reason`): highest cross-fitted macro-F1, then balanced accuracy (3 decimals), "
       "then lowest ECE. All CRNN recipes tie at the majority level on the first two, so calibration decided. "
       "Cry recipe (`train.shipped_cry`): lowest gate-level grouped-CV FPR (min_cry_windows 2) among the recipes whose "
-      "gate-level recall reaches 0.97 (window-level OOF FPR at the recall-0.975 threshold when no gate-level results exist).\n")
+      "gate-level recall reaches 0.97, or the highest gate-level recall when none does (window-level OOF FPR at the "
+      "recall-0.975 threshold when no gate-level results exist).\n")
     counts = shipped_counts()
     if counts is not None:
         w("The shipped reason model on its own 366 training recordings (clip argmax): " +
@@ -414,9 +417,9 @@ def write_model_card(summaries, base, cry, TR):
     w("## Models\n")
     w("| file | task | labels | output |")
     w("|---|---|---|---|")
-    w("| `models/deepinfant-reason.safetensors` (`deepinfant-crnn-reason` 1.0.0) | cry reason | belly_pain, burping, "
+    w(f"| `models/deepinfant-reason.safetensors` (`deepinfant-crnn-reason` {TR.MODEL_VERSIONS['reason']}) | cry reason | belly_pain, burping, "
       "discomfort, hungry, tired | calibrated class probabilities per recording (`mean_log_prob` over 3 s windows) |")
-    w("| `models/deepinfant-cry.safetensors` (`deepinfant-crnn-cry` 1.0.0) | cry detector (cry gate) | not_cry, cry | "
+    w(f"| `models/deepinfant-cry.safetensors` (`deepinfant-crnn-cry` {TR.MODEL_VERSIONS['cry']}) | cry detector (cry gate) | not_cry, cry | "
       "p(cry) per 3 s window; a recording is a cry when the max over windows >= `gate.threshold` |")
     w("")
     if fr:
