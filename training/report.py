@@ -58,6 +58,11 @@ def gate_cv(run, min_windows="2"):
     return json.loads(p.read_text())["min_cry_windows"].get(min_windows) if p.exists() else None
 
 
+def gate_robust(run):
+    p = RUNS / run / "gate_cv.json"
+    return json.loads(p.read_text()).get("robustness") if p.exists() else None
+
+
 def gate_cell(run):
     g = gate_cv(run)
     if not g:
@@ -484,7 +489,9 @@ def write_model_card(summaries, base, cry, TR):
             w(f"**Cry gate as a node runs it** (activity detector + cry detector + episode rule with 2 cry windows, "
               f"`training/eval_gate_cv.py`, grouped CV with cross-fitted thresholds): recall on cries {g['recall']:.3f}, "
               f"false-positive rate on non-cry clips {g['fpr']:.3f}, {g['false_alarms_per_hour']:.0f} false alarms per "
-              f"hour of non-cry audio played back to back (targets: >= 0.97, <= 0.03, <= 1).\n")
+              f"hour of non-cry audio played back to back (targets: >= 0.97, <= 0.03, <= 1)"
+              + (f"; recall at -10 dB gain {rb['recall_minus_10_db']:.3f}, with household noise at 10 dB SNR "
+                 f"{rb['recall_noise_10_db_snr']:.3f}" if (rb := gate_robust(TR.SHIPPED_CRY)) else "") + ".\n")
     w("## Limitations\n")
     w("- **Noisy labels**: reasons are what a parent tapped in an app, not verified; a recording can carry several "
       "needs or none. Agreement between the model and these tags is a weak proxy for being right.")
