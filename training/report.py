@@ -229,6 +229,12 @@ def main(argv=None):
     if TR.SHIPPED_REASON in summaries and base:
         w(verdict(summaries[TR.SHIPPED_REASON], M.summarise_probs(base["majority"]),
                   M.summarise_probs(base["logreg"])) + "\n")
+    # a probe run by hand (training/probe_reason_embeddings.py, fold means), quoted rather than regenerated
+    w("**Probe, not in the pipeline** (`training/probe_reason_embeddings.py`): logistic regression on the time-averaged "
+      "LSTM output of the same fold's cry detector gives balanced accuracy 0.18-0.21 at accuracy 0.09-0.15 (C 0.01-1); "
+      "with the clip statistics added, 0.24 at accuracy 0.23-0.25; after the same logit adjustment (accuracy >= 0.75 "
+      "on the other folds) at best macro-F1 0.174 / balanced accuracy 0.200 (embeddings, accuracy 0.733) or 0.173 / "
+      "0.184 (both, accuracy 0.747). The cry detector's representation carries no transferable reason signal either.\n")
     if TR.SHIPPED_REASON in summaries and "reason_noaug_cv" in summaries:
         a_ = summaries[TR.SHIPPED_REASON]["raw"]["folds"]
         b_ = summaries["reason_noaug_cv"]["raw"]["folds"]
