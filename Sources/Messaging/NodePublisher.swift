@@ -177,15 +177,16 @@ public actor NodePublisher {
         }
         for task in tasks { task.cancel() }
         tasks.removeAll()
+        connected = false  // before the await: a refresh running meanwhile must not use a stopping client
         await client.stop()
-        connected = false
         commandBroadcast.finish()
     }
 
     // MARK: - Internals
 
     private func publishRetained<T: Encodable>(_ topic: String, _ value: T) {
-        guard connected else { return }
+        // Nothing retained after `offline`: the last word of a stopping node is its status.
+        guard connected, !shuttingDown else { return }
         do {
             try client.enqueue(topic: topic, payload: try PayloadJSON.encode(value), qos: .atLeastOnce, retain: true)
         } catch {
