@@ -288,10 +288,15 @@ def main(argv=None):
                 sk = M.summarise_cry(r)
                 c = r["cfg"]
                 boost = c.get("neg_source_boost") or {}
-                w(f"| {k}{' (shipped)' if k == TR.SHIPPED_CRY else ''} | {c['epochs'] * c['steps_per_epoch']} | "
+                tag = " (shipped)" if k == TR.SHIPPED_CRY else (" (seed replicate, not a candidate)" if k in TR.CRY_REPLICATES else "")
+                w(f"| {k}{tag} | {c['epochs'] * c['steps_per_epoch']} | "
                   f"sqrt(count){''.join(f' x{v} {s_}' for s_, v in boost.items())} | {extra_aug(c)} | {fmt(sk['folds']['recall'])} | "
                   f"{fmt(sk['folds']['fpr'])} | {sk['cross_fit']['recall']:.3f} / {sk['cross_fit']['fpr']:.3f} | "
                   f"{sk['auc_max']:.4f} | {gate_cell(k)} |")
+            rep = [k for k in cry_variants if k in TR.CRY_REPLICATES]
+            if rep:
+                w("\nSeed noise: the replicate differs from its recipe by the seed only; the spread between the two is "
+                  "the scale below which differences between recipes mean nothing.")
             w("")
         c = cry["cfg"]
         w(f"CRNN ({cry['params']:,} parameters; conv {cry['arch']['conv_channels']}, LSTM {cry['arch']['lstm_hidden']}), same features and windows; labels `[not_cry, cry]` (`is_cry`, all "
