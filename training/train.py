@@ -83,6 +83,9 @@ CRY_VARIANTS = {
     "cry3_cv": dict(steps_per_epoch=40, feat_aug=True, neg_mix=0.3),
     # cry2's up-weighted ESC-50 negatives with more steps; and with the paper-size network
     "cry4_cv": dict(steps_per_epoch=40, neg_source_boost={"esc50": 2.5}),
+    # stronger ESC-50 up-weighting; and cry2 with hard-negative mining (negatives re-weighted by their p(cry))
+    "cry6_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 5.0}),
+    "cry7_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, hard_negatives=True),
     # cry2 again with another seed: how much of the differences between recipes is seed noise
     "cry2_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, seed=1),
     "cry5_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5},
@@ -267,7 +270,21 @@ def train_model(items, cfg, init_state=None, log=None):
             b.eval()  # keep the pre-trained BN statistics; no dropout in the frozen trunk
             for p in b.parameters():
                 p.requires_grad_(False)
+    base_p = sampler.p.copy()
     for step in range(steps):
+        if cfg.get("hard_negatives") and step >= steps // 4 and step % 50 == 0:
+            # hard-negative mining: each non-cry clip's sampling weight is scaled by 0.25 + its current p(cry) on
+            # a random crop (renormalised within the non-cry half), so confusable sounds come back more often
+            model.eval()
+            neg = sampler.neg_idx
+            with torch.no_grad():
+                crops = np.stack([sampler.crop(items[i][0][0]) for i in neg])
+                pc = torch.softmax(model(to_input(crops, mean, std)), -1)[:, 1].numpy()
+            model.train()
+            w = base_p.copy()
+            w[neg] = base_p[neg] * (0.25 + pc)
+            w[neg] *= base_p[neg].sum() / w[neg].sum()
+            sampler.p = w / w.sum()
         xb, yb = sampler.batch(cfg["batch"])
         logits = model(to_input(xb, mean, std))
         loss = F.cross_entropy(logits, torch.from_numpy(yb), label_smoothing=cfg["label_smoothing"])
