@@ -76,6 +76,8 @@ def extra_aug(cfg):
     parts = []
     if cfg.get("feat_aug"):
         parts.append("feature warp of every crop (time stretch 0.85-1.15, mel shift -2..2 bins)")
+    if cfg.get("hard_negatives"):
+        parts.append("hard-negative mining (non-cry sampling weights x (0.25 + current p(cry)), every 50 steps after the first quarter)")
     if cfg.get("arch"):
         parts.append(f"wider network: conv {list(cfg['arch']['conv_channels'])}, LSTM {cfg['arch']['lstm_hidden']}")
     if cfg.get("neg_mix"):
