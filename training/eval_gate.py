@@ -39,6 +39,44 @@ def detect(binary: str, files: list[str], extra: list[str] | None = None) -> dic
     return out
 
 
+def class_table(by_class: dict) -> list[str]:
+    """Markdown lines: non-cry classes with false positives, then the clean ones counted. by_class: {label: [hits, n]}."""
+    lines = ["", "| non-cry class | clips | false positives |", "|---|---|---|"]
+    for k, (h, n) in sorted(by_class.items(), key=lambda kv: -kv[1][0]):
+        if h:
+            lines.append(f"| {k} | {n} | {h} |")
+    lines.append(f"| (all other {sum(1 for v in by_class.values() if not v[0])} classes) | | 0 |")
+    return lines
+
+
+def noncry_concatenation(rows: list[dict], files: list[str]) -> np.ndarray:
+    """All non-cry clips of `rows` back to back, 1 s of silence after each (the false-alarm test signal)."""
+    parts = []
+    for r, f in zip(rows, files):
+        if r["is_cry"] == "0":
+            y, _ = sf.read(f, dtype="float32")
+            parts += [y, np.zeros(16000, np.float32)]
+    return np.concatenate(parts)
+
+
+def robustness_mixes(cry_files: list[str], noise_files: list[str], rng: np.random.Generator, d: str,
+                     tag: str = "") -> tuple[list[str], list[str]]:
+    """Per cry clip, a copy at -10 dB gain and a copy with a random noise clip mixed in at 10 dB SNR (files in d)."""
+    quiet, noisy = [], []
+    for i, f in enumerate(cry_files):
+        y, _ = sf.read(f, dtype="float32")
+        q = str(Path(d) / f"q{tag}{i}.wav")
+        sf.write(q, y * 10 ** (-10 / 20), 16000, subtype="FLOAT")
+        nz, _ = sf.read(noise_files[rng.integers(len(noise_files))], dtype="float32")
+        nz = np.resize(nz, len(y))
+        ps, pn = np.mean(y ** 2) + 1e-12, np.mean(nz ** 2) + 1e-12
+        n_ = str(Path(d) / f"n{tag}{i}.wav")
+        sf.write(n_, (y + nz * np.sqrt(ps / (pn * 10 ** (10 / 10)))).astype(np.float32), 16000, subtype="FLOAT")
+        quiet.append(q)
+        noisy.append(n_)
+    return quiet, noisy
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -84,20 +122,11 @@ def main() -> None:
              f"- unreadable files: {errors}", "", "| source | clips | flagged as cry |", "|---|---|---|"]
     for k, (h, n) in sorted(by_source.items()):
         lines.append(f"| {k} | {n} | {h} ({h / n:.3f}) |")
-    lines += ["", "| non-cry class | clips | false positives |", "|---|---|---|"]
-    for k, (h, n) in sorted(by_class.items(), key=lambda kv: -kv[1][0]):
-        if h:
-            lines.append(f"| {k} | {n} | {h} |")
-    lines.append(f"| (all other {sum(1 for v in by_class.values() if not v[0])} classes) | | 0 |")
+    lines += class_table(by_class)
 
     with tempfile.TemporaryDirectory() as d:
         # False alarms per hour: all non-cry clips back to back, 1 s of silence between them.
-        parts = []
-        for r, f in zip(rows, files):
-            if r["is_cry"] == "0":
-                y, sr = sf.read(f, dtype="float32")
-                parts += [y, np.zeros(16000, np.float32)]
-        long = np.concatenate(parts)
+        long = noncry_concatenation(rows, files)
         hours = len(long) / 16000 / 3600
         p = str(Path(d) / "noncry.wav")
         sf.write(p, long, 16000, subtype="PCM_16")
@@ -109,19 +138,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         cry_files = [f for r, f in zip(rows, files) if r["is_cry"] == "1"]
         noise_files = [f for r, f in zip(rows, files) if r["is_cry"] == "0" and r["source"] == "esc50"]
-        quiet, noisy = [], []
-        for i, f in enumerate(cry_files):
-            y, _ = sf.read(f, dtype="float32")
-            q = str(Path(d) / f"q{i}.wav")
-            sf.write(q, y * 10 ** (-10 / 20), 16000, subtype="FLOAT")
-            quiet.append(q)
-            nz, _ = sf.read(noise_files[rng.integers(len(noise_files))], dtype="float32")
-            nz = np.resize(nz, len(y))
-            ps, pn = np.mean(y ** 2) + 1e-12, np.mean(nz ** 2) + 1e-12
-            m = y + nz * np.sqrt(ps / (pn * 10 ** (10 / 10)))
-            n_ = str(Path(d) / f"n{i}.wav")
-            sf.write(n_, m.astype(np.float32), 16000, subtype="FLOAT")
-            noisy.append(n_)
+        quiet, noisy = robustness_mixes(cry_files, noise_files, rng, d)
         rq = detect(args.binary, quiet)
         rn = detect(args.binary, noisy)
         rec_q = np.mean([bool(rq[q].get("cry")) for q in quiet])

@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE))
 import features as fx  # noqa: E402
 import metrics as M  # noqa: E402
 import train as T  # noqa: E402
+from eval_gate import class_table, noncry_concatenation, robustness_mixes  # noqa: E402
 from export_model import export_model  # noqa: E402
 
 ROOT = HERE.parent
@@ -93,12 +94,7 @@ def main():
             T.add_metadata(path, dict(gate=dict(threshold=thr[k])))
             fold_rows = [r for r in rows if int(r["fold"]) == k]
             files = [str(data / "audio" / r["path"]) for r in fold_rows]
-            parts = []
-            for r, f in zip(fold_rows, files):
-                if r["is_cry"] == "0":
-                    y, _ = sf.read(f, dtype="float32")
-                    parts += [y, np.zeros(16000, np.float32)]
-            long = np.concatenate(parts)
+            long = noncry_concatenation(fold_rows, files)
             hours[k] = len(long) / 16000 / 3600
             lp = str(Path(d) / f"noncry_fold{k}.wav")
             sf.write(lp, long, 16000, subtype="PCM_16")
@@ -112,20 +108,8 @@ def main():
             # of the same fold mixed in at 10 dB SNR
             rng = np.random.default_rng(k)
             noise = [f for r, f in zip(fold_rows, files) if r["is_cry"] == "0" and r["source"] == "esc50"]
-            quiet, noisy = [], []
-            for i, (r, f) in enumerate(zip(fold_rows, files)):
-                if r["is_cry"] != "1":
-                    continue
-                y, _ = sf.read(f, dtype="float32")
-                q = str(Path(d) / f"q{k}_{i}.wav")
-                sf.write(q, y * 10 ** (-10 / 20), 16000, subtype="FLOAT")
-                nz, _ = sf.read(noise[rng.integers(len(noise))], dtype="float32")
-                nz = np.resize(nz, len(y))
-                ps, pn = np.mean(y ** 2) + 1e-12, np.mean(nz ** 2) + 1e-12
-                n_ = str(Path(d) / f"n{k}_{i}.wav")
-                sf.write(n_, (y + nz * np.sqrt(ps / (pn * 10))).astype(np.float32), 16000, subtype="FLOAT")
-                quiet.append(q)
-                noisy.append(n_)
+            cries = [f for r, f in zip(fold_rows, files) if r["is_cry"] == "1"]
+            quiet, noisy = robustness_mixes(cries, noise, rng, d, tag=f"{k}_")
             extra = ["--cry-model", str(path), "--threshold", f"{thr[k]:.6f}", "--min-cry-windows", "2"]
             rq, rn = detect(a.binary, quiet, extra), detect(a.binary, noisy, extra)
             robust["quiet"] += [bool(rq.get(q, {}).get("cry")) for q in quiet]
@@ -173,11 +157,7 @@ def main():
               f"Per source (min cry windows {m}):", "", "| source | cry? | clips | flagged |", "|---|---|---|---|"]
     for (s, c), (h, n) in sorted(by_src.items()):
         lines.append(f"| {s} | {'cry' if c == '1' else 'not cry'} | {n} | {h} ({h / n:.3f}) |")
-    lines += ["", "| non-cry class | clips | false positives |", "|---|---|---|"]
-    for c, (h, n) in sorted(by_cls.items(), key=lambda kv: -kv[1][0]):
-        if h:
-            lines.append(f"| {c} | {n} | {h} |")
-    lines.append(f"| (all other {sum(1 for v in by_cls.values() if not v[0])} classes) | | 0 |")
+    lines += class_table(by_cls)
     missed = [r["path"] for r in rows if r["is_cry"] == "1" and not hits[m][r["path"]]]
     lines += ["", f"Missed cries ({len(missed)}): " + ", ".join(f"`{p}`" for p in missed), ""]
     T.save(T.RUNS / a.run / "gate_cv.json", dict(run=a.run, thresholds={str(k): v for k, v in thr.items()},

@@ -30,18 +30,20 @@ public enum AudioFile {
         var interleaved = [Float](repeating: 0, count: frames * channels)
         let got = interleaved.withUnsafeMutableBufferPointer { sf_readf_float(file, $0.baseAddress, sf_count_t(frames)) }
         let n = Int(max(0, got))
-        var mono = [Float](repeating: 0, count: n)
-        if channels == 1 {
-            mono.withUnsafeMutableBufferPointer { m in for i in 0..<n { m[i] = interleaved[i] } }
-        } else {
-            let scale = 1 / Float(channels)
-            for i in 0..<n {
-                var acc: Float = 0
-                for c in 0..<channels { acc += interleaved[i * channels + c] }
-                mono[i] = acc * scale
-            }
+        return (downmix(interleaved, frames: n, channels: channels), Info(sampleRate: Int(sfInfo.samplerate), channels: channels, frames: n))
+    }
+
+    /// The first `frames` frames of interleaved audio as mono (channels averaged).
+    static func downmix(_ interleaved: [Float], frames: Int, channels: Int) -> [Float] {
+        if channels == 1 { return Array(interleaved[0..<frames]) }
+        var mono = [Float](repeating: 0, count: frames)
+        let scale = 1 / Float(channels)
+        for i in 0..<frames {
+            var acc: Float = 0
+            for c in 0..<channels { acc += interleaved[i * channels + c] }
+            mono[i] = acc * scale
         }
-        return (mono, Info(sampleRate: Int(sfInfo.samplerate), channels: channels, frames: n))
+        return mono
     }
 }
 
@@ -83,17 +85,7 @@ public final class AudioFileReader {
         let channels = info.channels
         if interleaved.count < frames * channels { interleaved = [Float](repeating: 0, count: frames * channels) }
         let got = Int(max(0, interleaved.withUnsafeMutableBufferPointer { sf_readf_float(file, $0.baseAddress, sf_count_t(frames)) }))
-        var mono = [Float](repeating: 0, count: got)
-        if channels == 1 {
-            mono.withUnsafeMutableBufferPointer { m in for i in 0..<got { m[i] = interleaved[i] } }
-        } else {
-            let scale = 1 / Float(channels)
-            for i in 0..<got {
-                var acc: Float = 0
-                for c in 0..<channels { acc += interleaved[i * channels + c] }
-                mono[i] = acc * scale
-            }
-        }
+        let mono = AudioFile.downmix(interleaved, frames: got, channels: channels)
         let end = got < frames
         if end { finished = true }
         guard let resampler else { return got == 0 && end ? nil : mono }
