@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Messaging", "Gate", "Inference", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Agent", "Messaging", "Gate", "Inference", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "TestSupport"]),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features", "TestSupport"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,30 +4,20 @@ import Foundation
 import Inference
 import Messaging
 import Testing
+import TestSupport
 
-/// Deterministic, so a failure can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Payloads that must each be refused: random bytes, truncations, wrong types, out-of-range values, unknown
 /// and local-only keys (configs, often next to a valid change that must not be applied either), and byte or
 /// field mutations of a validly signed envelope whose version is below the running one (models).
 struct CommandFuzzer {
-    var rng: SplitMix64
+    var rng: SeededGenerator
     let validPatch = Array(#"{"gate":{"cry_threshold":0.77,"hangover_s":5}}"#.utf8)
     let envelope: ModelEnvelope
     let envelopeBytes: [UInt8]
 
     init(seed: UInt64, envelope: ModelEnvelope) throws {
-        rng = SplitMix64(state: seed)
+        rng = SeededGenerator(seed: seed)
         self.envelope = envelope
         envelopeBytes = try envelope.encoded()
     }
