@@ -74,6 +74,24 @@ def placeholder_ok(path: Path) -> bool:
         return False
 
 
+def placeholder(path: Path, task: str, labels: list, seed: int, arch: dict, training: dict) -> None:
+    """An untrained but well-conditioned model for `task` at `path`, unless a trained one is there.
+    Seeds: torch `seed`, BN generator `11 * seed`, features `111 * seed`."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(11 * seed)
+    rng = np.random.default_rng(111 * seed)
+    model = CRNN(64, len(labels), pooling="mean", **arch)
+    randomise_bn(model, g)
+    sharpen(model, 10.0)
+    model.eval()
+    if not placeholder_ok(path):
+        print("keeping", path, "(not a placeholder)")
+        return
+    export_model(model, path, name=f"deepinfant-crnn-{task}", version="0.0.0-untrained", task=task, labels=labels,
+                 features={**FEATURES, "fmax": 8000.0}, window=WINDOW, training={**training, "seed": seed},
+                 calibration=None, selftest_input=feats(rng, 1, 94)[0])
+
+
 def make(out_fix: Path, out_res: Path) -> None:
     training = dict(data="none: randomly initialised", date="2026-11-25", folds=[], metrics={},
                     seed=None, script="training/make_test_models.py")
@@ -111,37 +129,12 @@ def make(out_fix: Path, out_res: Path) -> None:
         write_goldens(med, out_fix / f"medium-golden-{frames}.safetensors", feats(rng, n, frames),
                       FEATURES["norm_mean"], FEATURES["norm_std"])
 
-    # placeholder embedded model: the real architecture, untrained.
-    torch.manual_seed(3)
-    g = torch.Generator().manual_seed(33)
-    rng = np.random.default_rng(333)
-    real = CRNN(64, 5, conv_channels=(32, 64, 128), lstm_hidden=128, dense=(64,), pooling="mean")
-    randomise_bn(real, g)
-    sharpen(real, 10.0)
-    real.eval()
-    if not placeholder_ok(out_res / "deepinfant-reason.safetensors"):
-        print("keeping", out_res / "deepinfant-reason.safetensors", "(not a placeholder)")
-    else:
-        export_model(real, out_res / "deepinfant-reason.safetensors", name="deepinfant-crnn-reason",
-                     version="0.0.0-untrained", task="reason", labels=LABELS,
-                     features={**FEATURES, "fmax": 8000.0}, window=WINDOW, training={**training, "seed": 3},
-                     calibration=None, selftest_input=feats(rng, 1, 94)[0])
-
-    # placeholder embedded cry detector (the gate's first stage), untrained, smaller.
-    torch.manual_seed(4)
-    g = torch.Generator().manual_seed(44)
-    rng = np.random.default_rng(444)
-    cry = CRNN(64, 2, conv_channels=(16, 32, 64), lstm_hidden=64, dense=(32,), pooling="mean")
-    randomise_bn(cry, g)
-    sharpen(cry, 10.0)
-    cry.eval()
-    if not placeholder_ok(out_res / "deepinfant-cry.safetensors"):
-        print("keeping", out_res / "deepinfant-cry.safetensors", "(not a placeholder)")
-    else:
-        export_model(cry, out_res / "deepinfant-cry.safetensors", name="deepinfant-crnn-cry",
-                     version="0.0.0-untrained", task="cry", labels=["not_cry", "cry"],
-                     features={**FEATURES, "fmax": 8000.0}, window=WINDOW, training={**training, "seed": 4},
-                     calibration=None, selftest_input=feats(rng, 1, 94)[0])
+    # placeholder embedded models (reason: the real architecture; cry detector, the gate's first stage:
+    # smaller), untrained; a trained model already in Resources is kept.
+    placeholder(out_res / "deepinfant-reason.safetensors", "reason", LABELS, seed=3,
+                arch=dict(conv_channels=(32, 64, 128), lstm_hidden=128, dense=(64,)), training=training)
+    placeholder(out_res / "deepinfant-cry.safetensors", "cry", ["not_cry", "cry"], seed=4,
+                arch=dict(conv_channels=(16, 32, 64), lstm_hidden=64, dense=(32,)), training=training)
 
 
 def main() -> None:
