@@ -49,15 +49,8 @@ def detect(binary, files, extra):
 def fold_thresholds(res):
     """Per test fold: the threshold chosen on the other folds' OOF predictions (recall >= 0.975)."""
     oof = res["oof"]
-    y = np.array([o["y"] for o in oof])
-    folds = np.array([o["fold"] for o in oof])
-    pmax = np.array([np.exp(np.array(o["wlogits"]) - np.logaddexp.reduce(np.array(o["wlogits"]), axis=1,
-                                                                          keepdims=True))[:, 1].max() for o in oof])
-    out = {}
-    for f in T.FOLDS:
-        cs = np.sort(pmax[(folds != f) & (y == 1)])
-        out[f] = float(cs[int(np.floor((1 - M.CRY_THRESHOLD_RECALL) * len(cs)))])
-    return out
+    return M.cross_fit_thresholds(M.cry_scores(oof), np.array([o["y"] for o in oof]),
+                                  np.array([o["fold"] for o in oof]))
 
 
 def main():

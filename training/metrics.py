@@ -158,16 +158,30 @@ def summarise_reason(res):
                 cross_fit_temperatures_adjusted=temps_adj, shipped=shipped)
 
 
+def cry_scores(oof):
+    """Per clip: max over windows of p(cry), from the stored window logits."""
+    return np.array([np.exp(w - np.logaddexp.reduce(w, axis=1, keepdims=True))[:, 1].max()
+                     for w in (np.array(o["wlogits"]) for o in oof)])
+
+
+def cry_threshold(scores_of_cries):
+    """Highest threshold keeping recall >= CRY_THRESHOLD_RECALL on these cry scores."""
+    cs = np.sort(scores_of_cries)
+    return float(cs[int(np.floor((1 - CRY_THRESHOLD_RECALL) * len(cs)))])
+
+
+def cross_fit_thresholds(pmax, y, folds):
+    """{fold: threshold chosen on the other folds' cries}: no test fold sees its own threshold choice."""
+    return {f: cry_threshold(pmax[(folds != f) & (y == 1)]) for f in FOLDS}
+
+
 def summarise_cry(res):
     oof = res["oof"]
     wl = [np.array(o["wlogits"]) for o in oof]
     y = np.array([o["y"] for o in oof])
     folds = np.array([o["fold"] for o in oof])
-    pmax = np.array([np.exp(w - np.logaddexp.reduce(w, axis=1, keepdims=True))[:, 1].max() for w in wl])
-    cry_scores = np.sort(pmax[y == 1])
-    # highest threshold keeping OOF recall >= CRY_THRESHOLD_RECALL
-    k = int(np.floor((1 - CRY_THRESHOLD_RECALL) * len(cry_scores)))
-    thr = float(cry_scores[k])
+    pmax = cry_scores(oof)
+    thr = cry_threshold(pmax[y == 1])
     dec = pmax >= thr
 
     def rates(m):
@@ -184,11 +198,8 @@ def summarise_cry(res):
         per_neg_class[lab] = dict(fpr=float(dec[m].mean()), n=int(m.sum()), false_positives=int(dec[m].sum()))
     # cross-fitted threshold: for each fold, threshold from the other three folds (honest estimate)
     cf_dec = np.zeros(len(y), bool)
-    for f in FOLDS:
-        m = folds == f
-        cs = np.sort(pmax[(~m) & (y == 1)])
-        t = cs[int(np.floor((1 - CRY_THRESHOLD_RECALL) * len(cs)))]
-        cf_dec[m] = pmax[m] >= t
+    for f, t in cross_fit_thresholds(pmax, y, folds).items():
+        cf_dec[folds == f] = pmax[folds == f] >= t
     from sklearn.metrics import roc_auc_score
     cp = clip_probs(wl)
     return dict(
