@@ -37,7 +37,8 @@ public actor FleetController {
 
     public init(settings: MQTTSettings, prefix: String = "deepinfant", logger: Logger = Logger(label: "deepinfant.fleet")) throws {
         client = try MQTTClient(settings: settings, logger: logger)
-        self.prefix = prefix
+        // The prefix as every node spells it (`Topics` trims slashes), so the topics below match theirs.
+        self.prefix = Topics(prefix: prefix, nodeID: Topics.groupNodeID).prefix
     }
 
     /// Connects and subscribes to every node's status, info, state and result.
@@ -71,11 +72,13 @@ public actor FleetController {
         let topic: String
         switch target {
         case let .node(id):
-            expected = [id]
-            topic = "\(prefix)/\(id)/cmd/\(command)"
+            // A node sanitises its own id (`Topics`); address it, and expect its answer, under that id.
+            let node = Topics(prefix: prefix, nodeID: id)
+            expected = [node.nodeID]
+            topic = node.command(command)
         case .all:
             expected = Set(await list(settle: settle).filter { $0.online == true }.map(\.id))
-            topic = "\(prefix)/\(Topics.groupNodeID)/cmd/\(command)"
+            topic = Topics(prefix: prefix, nodeID: Topics.groupNodeID).groupCommand(command)
         }
         try await client.publish(topic: topic, payload: try payload(requestID), qos: .atLeastOnce)
         let deadline = ContinuousClock.now + timeout

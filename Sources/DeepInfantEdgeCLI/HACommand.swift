@@ -1,4 +1,5 @@
 import ArgumentParser
+import Agent
 import Foundation
 import Messaging
 
@@ -44,13 +45,13 @@ struct HARemoveCommand: AsyncParsableCommand {
         let settings = MQTTSettings(
             host: url.host, port: url.port, clientID: "deepinfant-ha-remove-\(UUID().uuidString.prefix(8).lowercased())",
             username: username ?? url.username,
-            password: password ?? ProcessInfo.processInfo.environment["DEEPINFANT_MQTT_PASSWORD"] ?? url.password,
+            password: password ?? ProcessInfo.processInfo.environment[ConfigLoader.passwordVariable] ?? url.password,
             tls: tls, backoff: MQTTBackoff(initial: .milliseconds(500), cap: .seconds(2)))
         let topics = Topics(prefix: prefix, nodeID: nodeID, discoveryPrefix: discoveryPrefix)
         if topics.nodeID != nodeID { print("node id \"\(nodeID)\" is \"\(topics.nodeID)\" once sanitised") }
         let discovery = HomeAssistantDiscovery(topics: topics, labels: [], modelVersion: "", softwareVersion: BuildInfo.version)
         var targets = discovery.removals().map(\.topic)
-        if !keepNodeTopics { targets += [topics.status, topics.info, topics.state, topics.configState] }
+        if !keepNodeTopics { targets += [topics.status, topics.info, topics.state, topics.configState, topics.diagnostics] }
 
         let client = try MQTTClient(settings: settings)
         client.start()
@@ -63,10 +64,10 @@ struct HARemoveCommand: AsyncParsableCommand {
         } catch {
             let state = client.state
             await client.stop()
-            throw ValidationError("cannot clear \(topics.nodeID) on \(broker): \(error) (\(state))")
+            throw CLIError(message: "cannot clear \(topics.nodeID) on \(broker): \(error) (\(state))")
         }
         await client.stop()
         print("removed \(discovery.removals().count) Home Assistant discovery configs of \(topics.nodeID)"
-              + (keepNodeTopics ? "" : " and its retained status/info/state/config"))
+              + (keepNodeTopics ? "" : " and its retained status/info/state/config/diagnostics"))
     }
 }

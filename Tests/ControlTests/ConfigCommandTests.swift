@@ -146,6 +146,10 @@ extension NodeTests {
         #expect(outcomes.map(\.node) == ["crib-2"])
         #expect(outcomes.allSatisfy { $0.ok })
         #expect(node.agent.control.gateSettings?.hangoverSeconds == 3)
+        // Ids are addressed as the node spells its own (sanitised, lower case), as `ha remove` does.
+        let byRawID = try await node.fleet.send("ping", payload: { id in Array(#"{"request_id":"\#(id)"}"#.utf8) },
+                                                to: .node("Crib-2"), timeout: .seconds(5))
+        #expect(byRawID.map(\.node) == ["crib-2"] && byRawID.allSatisfy { $0.ok }, "\(byRawID)")
         // A node that does not exist never answers: reported as a timeout (no result).
         let silent = try await node.fleet.send("ping", payload: { _ in [] }, to: .node("ghost"), timeout: .milliseconds(500))
         #expect(silent.count == 1 && silent[0].result == nil && !silent[0].ok)
