@@ -28,12 +28,13 @@ public final class Agent: Sendable {
     /// Newest model version announced to the node (HA `update` entity's "latest"), and whether `info`
     /// must be re-published for it.
     private let announcedModel = Mutex<(version: String?, changed: Bool)>((nil, false))
-    /// Hash of the configuration in force after remote changes (nil: the start-up `config`), and whether
-    /// `info` must be re-published for it.
-    private let liveConfigHash = Mutex<(hash: String?, changed: Bool)>((nil, false))
+    /// Hash of the configuration in force (the start-up `config` until a remote change), and whether `info`
+    /// must be re-published for it.
+    private let liveConfigHash: Mutex<(hash: String, changed: Bool)>
 
     public init(config: AgentConfig, cryModel: ModelBundle, reasonModel: ModelBundle, logger: Logger = Logger(label: "deepinfant.agent")) {
         self.config = config
+        liveConfigHash = Mutex((ConfigHash.of(config), false))
         self.cryModel = cryModel
         self.reasonModel = reasonModel
         self.logger = logger
@@ -203,7 +204,7 @@ public final class Agent: Sendable {
                     audioDevice: audio, startedAt: startedAt, uptimeS: Date().timeIntervalSince(startedAt).rounded(),
                     configHash: liveConfigHash.withLock { live in
                         live.changed = false
-                        return live.hash ?? ConfigHash.of(config)
+                        return live.hash
                     })
     }
 

@@ -46,8 +46,20 @@ public enum ProcessMemory {
         return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
     }
 
-    /// Peak resident set size (getrusage), in MB.
+    /// Peak resident set size of this process image, in MB: `VmHWM` from /proc/self/status, else getrusage.
+    /// (getrusage's ru_maxrss survives exec on Linux: a binary started by a big parent, such as a Python
+    /// benchmark script, would report the parent's peak.)
     public static func peakMB() -> Double {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kb = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            return kb / 1024
+        }
+        return maxRSSMB()
+    }
+
+    /// getrusage's ru_maxrss, in MB (see `peakMB` for why that may be the parent's).
+    public static func maxRSSMB() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_maxrss) / 1024

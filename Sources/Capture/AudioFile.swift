@@ -126,21 +126,28 @@ public struct FileAudioSource: AudioSource {
                 let start = Date()
                 let clock = ContinuousClock(), t0 = clock.now
                 var index = 0
-                // Re-chunk the decoder's blocks into exactly `chunkSize` samples (the last chunk may be shorter).
-                var pending: [Float] = [], exhausted = false
+                // Re-chunk the decoder's blocks into exactly `chunkSize` samples (the last chunk may be shorter);
+                // `used` counts the samples of `pending` already sent, trimmed only when a block is appended.
+                var pending: [Float] = [], used = 0, exhausted = false
                 while !Task.isCancelled {
-                    while pending.count < chunkSize, !exhausted {
-                        if let block = reader.next(frames: max(chunkSize, 4096)) { pending += block } else { exhausted = true }
+                    while pending.count - used < chunkSize, !exhausted {
+                        if let block = reader.next(frames: max(chunkSize, 4096)) {
+                            pending.removeFirst(used)
+                            used = 0
+                            pending += block
+                        } else {
+                            exhausted = true
+                        }
                     }
-                    if pending.isEmpty { break }
-                    let take = min(chunkSize, pending.count)
+                    let take = min(chunkSize, pending.count - used)
+                    if take == 0 { break }
                     let end = index + take
                     if realTime {
                         try? await clock.sleep(until: t0 + .seconds(Double(end) / 16_000))
                     }
-                    continuation.yield(.audio(AudioChunk(samples: Array(pending[0..<take]), startIndex: Int64(index),
+                    continuation.yield(.audio(AudioChunk(samples: Array(pending[used..<used + take]), startIndex: Int64(index),
                                                          timestamp: start.addingTimeInterval(Double(index) / 16_000))))
-                    pending.removeFirst(take)
+                    used += take
                     index = end
                 }
                 continuation.finish()

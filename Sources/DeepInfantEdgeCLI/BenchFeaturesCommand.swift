@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Capture
 import Features
@@ -48,7 +49,7 @@ struct BenchFeaturesCommand: ParsableCommand {
         let result: [String: Any] = [
             "audio_seconds": audioSeconds, "frames": frames, "seconds": best,
             "frames_per_second": Double(frames) / best, "realtime_factor": audioSeconds / best,
-            "peak_rss_mb": ResourceUsage.peakRSSMegabytes(),
+            "peak_rss_mb": ProcessMemory.peakMB(),
             "n_mels": parameters.nMels, "n_fft": parameters.nFFT, "hop": parameters.hopLength, "chunk": chunk,
         ]
         if json {
@@ -56,7 +57,7 @@ struct BenchFeaturesCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(String(format: "log-mel: %.0f s of audio, %d frames in %.3f s: %.0f frames/s, %.0fx real time, peak RSS %.1f MB",
-                         audioSeconds, frames, best, Double(frames) / best, audioSeconds / best, ResourceUsage.peakRSSMegabytes()))
+                         audioSeconds, frames, best, Double(frames) / best, audioSeconds / best, ProcessMemory.peakMB()))
         }
     }
 }

@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Foundation
 import Inference
@@ -22,7 +23,7 @@ struct BenchModelCommand: ParsableCommand {
         guard let backend = MatMulBackend(rawValue: backend) else {
             throw ValidationError("--backend must be one of \(MatMulBackend.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let rssBefore = Self.peakRSSMegabytes()
+        let rssBefore = ProcessMemory.peakMB()
         let bundle = try model.load()
         let arch = bundle.metadata.architecture
         let n = frames ?? bundle.metadata.window.frames
@@ -55,8 +56,8 @@ struct BenchModelCommand: ParsableCommand {
             "frames": n, "n_mels": arch.nMels, "iterations": times.count,
             "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": times.reduce(0, +) / Double(times.count), "min_ms": sorted[0],
             "allocations_per_inference": AllocationCounter.isAvailable ? Double(allocations) / Double(times.count) : -1,
-            "peak_rss_mb": Self.peakRSSMegabytes(), "peak_rss_before_load_mb": rssBefore,
-            "ru_maxrss_mb": ResourceUsage.peakRSSMegabytes(),
+            "peak_rss_mb": ProcessMemory.peakMB(), "peak_rss_before_load_mb": rssBefore,
+            "ru_maxrss_mb": ProcessMemory.maxRSSMB(),
             "probabilities": probs.map(Double.init),
         ]
         if json {
@@ -70,20 +71,8 @@ struct BenchModelCommand: ParsableCommand {
             print(AllocationCounter.isAvailable
                   ? "allocations per inference: \(Double(allocations) / Double(times.count))"
                   : "allocations per inference: not measurable on this C library")
-            print(String(format: "peak RSS: %.1f MB (%.1f MB before loading the model)", Self.peakRSSMegabytes(), rssBefore))
+            print(String(format: "peak RSS: %.1f MB (%.1f MB before loading the model)", ProcessMemory.peakMB(), rssBefore))
         }
-    }
-
-    /// Peak RSS of this process image: `VmHWM` from /proc/self/status where available, else getrusage.
-    /// (getrusage's ru_maxrss survives exec on Linux, so when a big parent such as the Python peer
-    /// script starts this binary it would report the parent's peak.)
-    static func peakRSSMegabytes() -> Double {
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-           let kb = Double(line.split(separator: " ").dropFirst().first ?? "") {
-            return kb / 1024
-        }
-        return ResourceUsage.peakRSSMegabytes()
     }
 
     /// `frames` × n_mels raw dB features: the self-test input, frame t taken from `t % selfTestFrames`

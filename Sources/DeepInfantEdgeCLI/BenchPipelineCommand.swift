@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Capture
 import Foundation
@@ -55,7 +56,7 @@ struct BenchPipelineCommand: ParsableCommand {
                          "cry_windows": gate.cryWindowsAnalysed, "reason_windows": gate.reasonWindowsAnalysed, "events": events])
         }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: ["scenarios": rows, "peak_rss_mb": ResourceUsage.peakRSSMegabytes()], options: [.sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: ["scenarios": rows, "peak_rss_mb": ProcessMemory.peakMB()], options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
@@ -65,7 +66,7 @@ struct BenchPipelineCommand: ParsableCommand {
                          r["scenario"] as! String, r["audio_s"] as! Double, r["cpu_s"] as! Double, r["realtime_factor"] as! Double,
                          r["core_percent_at_1x"] as! Double, r["cry_windows"] as! Int, r["reason_windows"] as! Int, r["events"] as! Int))
         }
-        print(String(format: "peak RSS %.1f MB (includes the %.0f s test signals held in memory)", ResourceUsage.peakRSSMegabytes(), seconds * 4))
+        print(String(format: "peak RSS %.1f MB (includes the %.0f s test signals held in memory)", ProcessMemory.peakMB(), seconds * 4))
     }
 
     static func cpuSeconds() -> Double {

@@ -2,11 +2,9 @@
 /// product, then max-pool 2×2 (floor), bias and ReLU. Pooling runs before bias + ReLU because both are
 /// monotonic per channel (`relu(max(x) + b) == max(relu(x + b))`), which saves work on 3/4 of the values.
 enum Conv2D {
-    /// Row stride of the im2col matrix and of the pre-pool output: the plane size rounded up to 16.
-    /// OpenBLAS 0.3.21 mallocs inside sgemm for some products whose N is not a multiple of 16 (seen
-    /// for N = 4, 5, 40, 88); padding N keeps inference allocation-free. Extra columns are ignored.
+    /// Row stride of the im2col matrix and of the pre-pool output (see `MatMul.paddedN`).
     @inline(__always)
-    static func leadingDimension(plane: Int) -> Int { (plane + 15) & ~15 }
+    static func leadingDimension(plane: Int) -> Int { MatMul.paddedN(plane) }
 
     /// - Parameters:
     ///   - input: `[cin][f][t]`

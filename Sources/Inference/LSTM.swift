@@ -59,9 +59,9 @@ enum LSTM {
     /// Gate rows per input-projection product (see the type's comment).
     static let rowBlock = 32
 
-    /// Column stride of the per-step matrices: `steps` rounded up to 16.
+    /// Column stride of the per-step matrices (see `MatMul.paddedN`).
     @inline(__always)
-    static func leadingDimension(steps: Int) -> Int { (steps + 15) & ~15 }
+    static func leadingDimension(steps: Int) -> Int { MatMul.paddedN(steps) }
 
     @inline(__always)
     static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }

@@ -12,6 +12,12 @@ public enum MatMulBackend: String, Sendable, CaseIterable, Codable {
 
 /// Row-major single-precision matrix products on raw pointers (no allocation).
 enum MatMul {
+    /// A gemm `N` (leading dimension) rounded up to 16: OpenBLAS 0.3.21 mallocs inside sgemm for some small
+    /// products whose N is not a multiple of 16 (seen for N = 4, 5, 40, 88), so padded strides keep
+    /// inference allocation-free. The extra columns are computed and ignored.
+    @inline(__always)
+    static func paddedN(_ n: Int) -> Int { (n + 15) & ~15 }
+
     /// OpenBLAS keeps a process-wide thread count. The engine runs batch 1 next to capture and feature
     /// extraction on a small board, so it uses one thread: pinned once, the first time an engine is built.
     static let pinOpenBLASToOneThread: Void = { openblas_set_num_threads(1) }()

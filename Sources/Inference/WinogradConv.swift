@@ -46,11 +46,9 @@ enum WinogradConv {
         return (cin * (f + 2) * (t + 2) + 16, 16 * cin * ld, 16 * cout * ld)
     }
 
-    /// Row stride of V and M: the tile count rounded up to 16. OpenBLAS 0.3.21 mallocs inside sgemm
-    /// for some small products whose N is not a multiple of 16 (seen with N = 88, 40); padding N keeps
-    /// the hot path allocation-free. The extra columns are computed and ignored.
+    /// Row stride of V and M (see `MatMul.paddedN`).
     @inline(__always)
-    static func leadingDimension(tiles: Int) -> Int { (tiles + 15) & ~15 }
+    static func leadingDimension(tiles: Int) -> Int { MatMul.paddedN(tiles) }
 
     /// - Parameters:
     ///   - input: `[cin][f][t]`; output: `[cout][f / 2][t / 2]`
