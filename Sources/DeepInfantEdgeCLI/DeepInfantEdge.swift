@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 
 /// `deepinfant-edge`: the nursery cry agent and its tools. Each subcommand lives in its own file.
@@ -15,5 +16,6 @@ struct DeepInfantEdge: AsyncParsableCommand {
 }
 
 enum BuildInfo {
-    static let version = "0.1.0"
+    /// One version for the CLI and what the agent reports (`info`, HA discovery).
+    static let version = AgentInfo.softwareVersion
 }

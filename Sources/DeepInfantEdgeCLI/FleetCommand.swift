@@ -20,26 +20,14 @@ struct FleetCommand: AsyncParsableCommand {
 }
 
 struct FleetConnectionOptions: ParsableArguments {
-    @Option(help: "Broker, mqtt://HOST:PORT or mqtts://HOST:PORT.") var broker = "mqtt://127.0.0.1:1883"
-    @Option(help: "Broker user name.") var username: String?
-    @Option(help: "Broker password (or DEEPINFANT_MQTT_PASSWORD).") var password: String?
-    @Option(name: .customLong("ca-file"), help: "CA certificate for mqtts://.") var caFile: String?
-    @Option(name: .customLong("cert-file"), help: "Client certificate (TLS).") var certFile: String?
-    @Option(name: .customLong("key-file"), help: "Client key (TLS).") var keyFile: String?
+    @OptionGroup var brokerOptions: BrokerOptions
     @Option(help: "Topic prefix of the nodes.") var prefix = "deepinfant"
     @Option(help: "Seconds to wait for the nodes' answers.") var timeout: Double = 30
 
     func connect() async throws -> FleetController {
-        let url = try MQTTSettings.parseBrokerURL(broker)
-        if url.secure, caFile == nil { throw CLIError(message: "--ca-file is required for mqtts://") }
-        let tls = url.secure ? MQTTTLSSettings(caFile: caFile ?? "", certFile: certFile, keyFile: keyFile) : nil
-        let settings = MQTTSettings(host: url.host, port: url.port, clientID: "deepinfant-fleet-\(UUID().uuidString.prefix(8).lowercased())",
-                                    username: username ?? url.username,
-                                    password: password ?? ProcessInfo.processInfo.environment[ConfigLoader.passwordVariable] ?? url.password,
-                                    tls: tls)
-        let fleet = try FleetController(settings: settings, prefix: prefix)
+        let fleet = try FleetController(settings: try brokerOptions.settings(clientIDPrefix: "deepinfant-fleet"), prefix: prefix)
         do { try await fleet.connect(timeout: .seconds(min(timeout, 10))) } catch {
-            throw CLIError(message: "cannot reach \(broker): \(error)")
+            throw CLIError(message: "cannot reach \(brokerOptions.broker): \(error)")
         }
         return fleet
     }

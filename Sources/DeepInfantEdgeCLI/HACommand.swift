@@ -25,28 +25,17 @@ struct HARemoveCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "Broker, mqtt://HOST:PORT or mqtts://HOST:PORT.") var broker = "mqtt://127.0.0.1:1883"
+    @OptionGroup var brokerOptions: BrokerOptions
     @Option(name: .customLong("node-id"), help: "The node to remove (sanitised like the agent does).") var nodeID: String
     @Option(help: "Topic prefix of the node.") var prefix = "deepinfant"
     @Option(name: .customLong("discovery-prefix"), help: "Home Assistant discovery prefix.") var discoveryPrefix = "homeassistant"
-    @Option(help: "Broker user name (needs write access to the node's topics and its discovery configs).") var username: String?
-    @Option(help: "Broker password (or DEEPINFANT_MQTT_PASSWORD).") var password: String?
-    @Option(name: .customLong("ca-file"), help: "CA certificate for mqtts://.") var caFile: String?
-    @Option(name: .customLong("cert-file"), help: "Client certificate (TLS).") var certFile: String?
-    @Option(name: .customLong("key-file"), help: "Client key (TLS).") var keyFile: String?
-    @Flag(name: .customLong("keep-node-topics"), help: "Only remove the discovery configs; keep status/info/state/config.")
+    @Flag(name: .customLong("keep-node-topics"), help: "Only remove the discovery configs; keep status/info/state/config/diagnostics.")
     var keepNodeTopics = false
     @Option(help: "Seconds to wait for the broker.") var timeout: Double = 10
 
     func run() async throws {
-        let url = try MQTTSettings.parseBrokerURL(broker)
-        if url.secure, caFile == nil { throw ValidationError("--ca-file is required for mqtts://") }
-        let tls = url.secure ? MQTTTLSSettings(caFile: caFile ?? "", certFile: certFile, keyFile: keyFile) : nil
-        let settings = MQTTSettings(
-            host: url.host, port: url.port, clientID: "deepinfant-ha-remove-\(UUID().uuidString.prefix(8).lowercased())",
-            username: username ?? url.username,
-            password: password ?? ProcessInfo.processInfo.environment[ConfigLoader.passwordVariable] ?? url.password,
-            tls: tls, backoff: MQTTBackoff(initial: .milliseconds(500), cap: .seconds(2)))
+        let settings = try brokerOptions.settings(clientIDPrefix: "deepinfant-ha-remove",
+                                                  backoff: MQTTBackoff(initial: .milliseconds(500), cap: .seconds(2)))
         let topics = Topics(prefix: prefix, nodeID: nodeID, discoveryPrefix: discoveryPrefix)
         if topics.nodeID != nodeID { print("node id \"\(nodeID)\" is \"\(topics.nodeID)\" once sanitised") }
         let discovery = HomeAssistantDiscovery(topics: topics, labels: [], modelVersion: "", softwareVersion: BuildInfo.version)
@@ -64,7 +53,7 @@ struct HARemoveCommand: AsyncParsableCommand {
         } catch {
             let state = client.state
             await client.stop()
-            throw CLIError(message: "cannot clear \(topics.nodeID) on \(broker): \(error) (\(state))")
+            throw CLIError(message: "cannot clear \(topics.nodeID) on \(brokerOptions.broker): \(error) (\(state))")
         }
         await client.stop()
         print("removed \(discovery.removals().count) Home Assistant discovery configs of \(topics.nodeID)"
