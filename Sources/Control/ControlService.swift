@@ -99,7 +99,7 @@ public actor ControlService {
     public func handle(_ command: NodeCommand) async -> CommandResult {
         let result = await process(command)
         do {
-            try publisher.client.enqueue(topic: publisher.topics.result, payload: try result.encoded(), qos: .atLeastOnce)
+            try await publisher.publishResult(result)
         } catch {
             logger.warning("publishing the result of cmd/\(command.name) failed: \(error)")
         }

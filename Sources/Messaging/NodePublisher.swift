@@ -142,8 +142,9 @@ public actor NodePublisher {
         _ = try? client.enqueue(topic: topics.level, payload: bytes, qos: .atMostOnce)
     }
 
-    /// QoS 1, not retained; queued in memory by libmosquitto while disconnected.
-    public func publishResult(_ result: ResultPayload) throws {
+    /// QoS 1, not retained; queued in memory by libmosquitto while disconnected. Any result document with
+    /// at least `ResultPayload`'s keys (the control service sends its richer `CommandResult`).
+    public func publishResult<T: Encodable & Sendable>(_ result: T) throws {
         try client.enqueue(topic: topics.result, payload: try PayloadJSON.encode(result), qos: .atLeastOnce)
     }
 
