@@ -106,7 +106,9 @@ public final class Agent: Sendable {
         var reporter = EpisodeReporter(modelVersion: reasonModel.metadata.version)
         var level = -120.0
         var audioSeconds = 0.0, episodes = 0
-        var lastDiagnostics = Date()
+        // Monotonic: a wall-clock step (NTP setting a Pi's clock after boot) must not stall or burst them.
+        let clock = ContinuousClock()
+        var lastDiagnostics = clock.now
         func diagnostics() async -> Diagnostics {
             let c = captureCounters.snapshot
             let outbox = await publisher.outboxCounters()
@@ -122,6 +124,12 @@ public final class Agent: Sendable {
                                episodes: episodes, outboxPending: outbox.pending, outboxDropped: outbox.dropped,
                                mqttConnectionAttempts: await publisher.connectionAttempts,
                                rssMB: (ProcessMemory.residentMB() * 10).rounded() / 10, peakRSSMB: (ProcessMemory.peakMB() * 10).rounded() / 10)
+        }
+        // Called on audio and on every failed (re)open, so a missing microphone still shows in the counters.
+        func publishDiagnosticsIfDue() async {
+            guard clock.now - lastDiagnostics >= .seconds(config.mqtt.diagnosticsIntervalSeconds) else { return }
+            lastDiagnostics = clock.now
+            await publisher.publishDiagnostics(await diagnostics())
         }
         logger.info("listening", metadata: ["node": "\(nodeID)", "audio": "\(source.name)", "broker": "\(config.mqtt.broker)",
                                             "model": "\(reasonModel.metadata.name) \(reasonModel.metadata.version)"])
@@ -160,10 +168,7 @@ public final class Agent: Sendable {
                 audioSeconds += chunk.duration
                 episodes += events.filter { if case .cryStarted = $0 { true } else { false } }.count
                 await report(events)
-                if Date().timeIntervalSince(lastDiagnostics) >= config.mqtt.diagnosticsIntervalSeconds {
-                    lastDiagnostics = Date()
-                    await publisher.publishDiagnostics(await diagnostics())
-                }
+                await publishDiagnosticsIfDue()
             case let .opened(device, rate, channels, format):
                 audioStatus = source.name
                 logger.info("audio open", metadata: ["device": "\(device)", "rate": "\(rate)", "channels": "\(channels)", "format": "\(format)"])
@@ -172,6 +177,7 @@ public final class Agent: Sendable {
                 audioStatus = "unavailable: \(reason)"
                 logger.warning("audio unavailable", metadata: ["device": "\(device)", "error": "\(reason)"])
                 await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+                await publishDiagnosticsIfDue()
             case let .overrun(total):
                 logger.warning("audio overrun", metadata: ["total": "\(total)"])
             }

@@ -82,6 +82,27 @@ struct AgentEndToEndTests {
         #expect(sub.messages.contains { $0.topic == "deepinfant/e2e/info" && $0.payload.contains("alsa:nursery") })
     }
 
+    @Test("with the microphone missing, diagnostics still arrive and count the failed opens")
+    func diagnosticsWithoutAudio() async throws {
+        let broker = try TestBroker()
+        let sub = try Subscriber(port: broker.port, filter: "deepinfant/nomic/diagnostics")
+        var cfg = Self.config(broker: broker, node: "nomic")
+        cfg.audio.device = "no_such_capture_device"
+        cfg.mqtt.diagnosticsIntervalSeconds = 1
+        let (cry, reason) = try Self.models()
+        let agent = Agent(config: cfg, cryModel: cry, reasonModel: reason)
+        let task = Task { try await agent.run() }
+        let seen = await sub.wait(timeout: 15) { msgs in
+            msgs.contains { msg in
+                guard let o = try? JSONSerialization.jsonObject(with: Data(msg.payload.utf8)) as? [String: Any] else { return false }
+                return (o["device_open_failures"] as? Int ?? 0) >= 1 && (o["audio_s"] as? Double ?? -1) == 0
+            }
+        }
+        task.cancel()
+        try await task.value
+        #expect(seen, "\(sub.messages.map(\.payload))")
+    }
+
     @Test("a broker restart mid-episode loses no event: all arrive once, in order")
     func brokerRestart() async throws {
         _ = Self.alsaDirectory
