@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
-swift build -c release --product deepinfant-edge
-bin="$(swift build -c release --show-bin-path)/deepinfant-edge"
+swift build -c release --static-swift-stdlib --product deepinfant-edge   # as deploy/install.sh builds it
+bin="$(swift build -c release --static-swift-stdlib --show-bin-path)/deepinfant-edge"
 work=$(mktemp -d)
 cleanup() { [ -n "${sub_pid:-}" ] && kill "$sub_pid" 2>/dev/null; [ -n "${broker_pid:-}" ] && kill "$broker_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT

@@ -153,6 +153,25 @@ def build_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int = 1234, fo
     return pickle.load(open(clean_p, "rb")), pickle.load(open(aug_p, "rb")), rows
 
 
+def build_negative_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int = 4321):
+    """Audio-domain copies (pitch, stretch, noise: `augment`) of the non-cry clips other than FSDD's spoken
+    digits (which never fool the detector): a cat or a siren a semitone higher is still not a cry."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rows = read_manifest(data)
+    path = CACHE / f"aug_neg_v{AUG_VERSION}_k{copies}_s{seed}.pkl"
+    if not path.exists():
+        t0 = time.time()
+        noise_by_fold = {f: [r["path"] for r in rows if r["is_cry"] == 0 and r["fold"] == f] for f in range(1, 5)}
+        jobs_ = [(data, r["path"], [p for p in noise_by_fold[r["fold"]] if p != r["path"]], copies, seed + i)
+                 for i, r in enumerate(rows) if r["is_cry"] == 0 and r["source"] != "fsdd"]
+        from multiprocessing import Pool
+        with Pool(jobs) as pool:
+            aug = dict(pool.map(_aug_job, jobs_, chunksize=4))
+        pickle.dump(aug, open(path, "wb"), protocol=4)
+        print(f"augmented negatives: {len(aug)} clips x {copies}, {time.time() - t0:.1f}s", flush=True)
+    return pickle.load(open(path, "rb"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DEFAULT_DATA))

@@ -88,6 +88,8 @@ CRY_VARIANTS = {
     "cry7_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, hard_negatives=True),
     # cry2 again with another seed: how much of the differences between recipes is seed noise
     "cry2_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, seed=1),
+    # cry2 with audio-domain copies of the non-speech negatives (pitch, stretch, noise, as the cries get)
+    "cry8_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, neg_aug=True),
     "cry5_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5},
                     arch=dict(conv_channels=(32, 64, 128), lstm_hidden=128, dense=(64,), dropout=0.3, pooling="mean")),
 }
@@ -119,8 +121,11 @@ class Data:
                 y = rng.standard_normal(n).astype(np.float32) * 10 ** rng.uniform(-3.5, -1)
             self.synth.append(fx.logmel(y.astype(np.float32)))
 
-    def items(self, task: str, folds, aug: bool):
-        """[(variants, label, sample_key)] for the rows of `folds`."""
+    def items(self, task: str, folds, aug: bool, neg_aug: bool = False):
+        """[(variants, label, sample_key)] for the rows of `folds`. `neg_aug`: non-cry clips get their
+        augmented copies too (cry task)."""
+        if neg_aug and not hasattr(self, "neg_copies"):
+            self.neg_copies = fx.build_negative_cache(self.data_dir)
         out = []
         for r in self.rows:
             if r["fold"] not in folds:
@@ -136,6 +141,8 @@ class Data:
             v = [self.clean[r["path"]]]
             if aug and r["path"] in self.aug:
                 v += self.aug[r["path"]]
+            if aug and neg_aug and task == "cry" and r["path"] in self.neg_copies:
+                v += self.neg_copies[r["path"]]
             out.append((v, y, key, r))
         if task == "cry":
             out += [([s], 0, "synthetic", None) for s in self.synth]
@@ -393,7 +400,7 @@ def run_cv(D: Data, name: str, cfg: dict, force=False):
     oof = []
     fold_times = {}
     for k in FOLDS:
-        tr = D.items(cfg["task"], [f for f in FOLDS if f != k], cfg["aug"])
+        tr = D.items(cfg["task"], [f for f in FOLDS if f != k], cfg["aug"], cfg.get("neg_aug", False))
         te = D.items(cfg["task"], [k], False)
         te = [it for it in te if it[3] is not None]
         init = None
@@ -462,7 +469,7 @@ def run_final(D: Data, task: str, cfg: dict, cv_res: dict, force=False, data_des
     if res_p.exists() and not force:
         return json.loads(res_p.read_text())
     log = logger(out_dir / "train.log")
-    items = D.items(task, FOLDS, cfg["aug"])
+    items = D.items(task, FOLDS, cfg["aug"], cfg.get("neg_aug", False))
     init = None
     if cfg.get("init") == "cry_trunk":
         init = torch.load(RUNS / "final_cry" / "model.pt", weights_only=True)

@@ -18,10 +18,12 @@ public struct AgentConfig: Sendable, Equatable {
         public var input: String?
         /// Deliver a file/`file`-plugin source no faster than real time.
         public var realTime = false
-        /// Chunk size handed downstream, in samples at 16 kHz.
-        public var chunkSamples = 1600
-        /// Chunks buffered between capture and the gate before the oldest are dropped (counted, logged).
-        public var queueChunks = 100
+        /// Chunk size handed downstream, in samples at 16 kHz (also the ALSA period). 512 is one feature hop:
+        /// every log-mel frame is complete at a chunk's end, so no analysis window waits for the rest of a
+        /// chunk (event latency ~5 ms instead of up to 100 ms with 1600), for ~0.4 % of a core more wake-ups.
+        public var chunkSamples = 512
+        /// Chunks buffered between capture and the gate before new audio is dropped (counted, logged): 10 s.
+        public var queueChunks = 320
     }
 
     public struct MQTT: Sendable, Equatable {

@@ -15,7 +15,8 @@ public struct ALSACaptureSource: AudioSource {
         public var device: String
         /// Samples per emitted chunk at 16 kHz.
         public var chunkSize: Int
-        /// Period to ask the device for, in device frames.
+        /// Period to ask the device for, in frames at `preferredRate` (scaled to the rate the device grants,
+        /// so its duration stays as asked). Equal to `chunkSize` by default: one wake-up per chunk.
         public var periodFrames: Int
         /// Rate to ask the device for. 16 kHz unless a device is known to misbehave at it; whatever the
         /// device grants is resampled to 16 kHz.
@@ -29,13 +30,13 @@ public struct ALSACaptureSource: AudioSource {
         /// Chunks buffered for a slow consumer; beyond this new audio is dropped, counted and logged.
         public var queueChunks: Int
 
-        public init(device: String = "default", chunkSize: Int = 1600, periodFrames: Int = 1024, preferredRate: Int = 16_000,
-                    realTime: Bool = false, backoff: Backoff = Backoff(), maxOpenAttempts: Int? = nil, queueChunks: Int = 100) {
+        public init(device: String = "default", chunkSize: Int = 512, periodFrames: Int? = nil, preferredRate: Int = 16_000,
+                    realTime: Bool = false, backoff: Backoff = Backoff(), maxOpenAttempts: Int? = nil, queueChunks: Int = 320) {
             self.preferredRate = preferredRate
             self.queueChunks = queueChunks
             self.device = device
             self.chunkSize = chunkSize
-            self.periodFrames = periodFrames
+            self.periodFrames = periodFrames ?? chunkSize
             self.realTime = realTime
             self.backoff = backoff
             self.maxOpenAttempts = maxOpenAttempts

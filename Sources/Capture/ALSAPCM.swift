@@ -36,7 +36,7 @@ public final class ALSAPCM {
     private var f32: [Float] = []
 
     /// Opens and configures `device` for capture.
-    public init(device: String, rate: Int = 16_000, periodFrames: Int = 1024) throws(CaptureError) {
+    public init(device: String, rate: Int = 16_000, periodFrames: Int = 512) throws(CaptureError) {
         ALSAPCM.quietLibraryErrors
         self.device = device
         var pcm: OpaquePointer?
@@ -137,9 +137,11 @@ public final class ALSAPCM {
         var actualRate = UInt32(rate)
         var dir: Int32 = 0
         try check(snd_pcm_hw_params_set_rate_near(pcm, hw, &actualRate, &dir), "rate")
-        var period = snd_pcm_uframes_t(periodFrames)
+        // The period is asked for in frames at `rate`: keep its duration when the device grants another rate.
+        var period = snd_pcm_uframes_t(max(16, periodFrames * Int(actualRate) / max(rate, 1)))
         try check(snd_pcm_hw_params_set_period_size_near(pcm, hw, &period, &dir), "period size")
-        var buffer = period * 8
+        // At least half a second of device buffer, so a short stall of the capture thread is not an overrun.
+        var buffer = max(period * 8, snd_pcm_uframes_t(actualRate / 2))
         try check(snd_pcm_hw_params_set_buffer_size_near(pcm, hw, &buffer), "buffer size")
         try check(snd_pcm_hw_params(pcm, hw), "applying hardware parameters")
         try check(snd_pcm_prepare(pcm), "prepare")

@@ -101,7 +101,7 @@ public struct FileAudioSource: AudioSource {
     public let chunkSize: Int
     public let realTime: Bool
 
-    public init(path: String, chunkSize: Int = 1600, realTime: Bool = false) {
+    public init(path: String, chunkSize: Int = 512, realTime: Bool = false) {
         precondition(chunkSize > 0)
         self.path = path
         self.chunkSize = chunkSize

@@ -6,8 +6,9 @@ import Testing
 struct ConfigTests {
     @Test("config.example.toml parses, validates, and equals the defaults it documents")
     func exampleIsDefaults() throws {
-        let url = Bundle.module.url(forResource: "Fixtures/config.example.toml", withExtension: nil)!
-        var parsed = try ConfigLoader.load(path: url.path)
+        // The file at the repository root, not a copy: the example users read is the one tested.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var parsed = try ConfigLoader.load(path: root.appendingPathComponent("config.example.toml").path)
         #expect(throws: Never.self) { try parsed.validate() }
         parsed.node.id = nil
         #expect(parsed == AgentConfig())

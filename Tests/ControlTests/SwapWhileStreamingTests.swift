@@ -8,8 +8,8 @@ import Testing
 extension NodeTests {
     /// Audio streams in real time with a cry-detector threshold so low that every analysed window is a cry
     /// window, while the reason model is installed, replaced and rolled back five times. The level reports
-    /// (one per second of audio, stamped with stream time) must step by exactly 1 s — a lost or repeated
-    /// chunk would show as a 2 s step or a repeated stamp — and the events must form clean episodes: each
+    /// (one per second of audio in whole chunks, stamped with stream time) must step evenly — a lost or repeated
+    /// chunk would change a step by one chunk or repeat a stamp — and the events must form clean episodes: each
     /// starts at seq 0, counts up without gaps or repeats, ends once, and is reported under one model version
     /// (a swap closes the open episode; the next window opens a new one under the new model).
     @Test("model swaps while audio streams: no chunk lost or repeated, episodes stay well-formed")
@@ -40,12 +40,15 @@ extension NodeTests {
         let messages = recorder.messages
         await recorder.stop()
 
-        // Levels: stream-time stamps exactly 1 s apart.
+        // Levels: stream-time stamps one level interval apart, rounded up to whole chunks (1.024 s with 512-sample
+        // chunks); a lost or repeated chunk would change a step by a chunk (32 ms).
         let levels = messages.filter { $0.topic.hasSuffix("/level") }.compactMap { try? PayloadJSON.decode(LevelPayload.self, from: $0.payload) }
         #expect(levels.count >= 8)
+        let chunk = node.config.audio.chunkSamples
+        let expectedStep = Double((16_000 + chunk - 1) / chunk * chunk) / 16_000
         for (a, b) in zip(levels, levels.dropFirst()) {
             let step = b.timestamp.timeIntervalSince(a.timestamp)
-            #expect(abs(step - 1) < 0.005, "level step \(step) s between \(a.timestamp) and \(b.timestamp)")
+            #expect(abs(step - expectedStep) < 0.005, "level step \(step) s (expected \(expectedStep)) between \(a.timestamp) and \(b.timestamp)")
         }
 
         // Events: well-formed episodes, one model version each, in time order.
