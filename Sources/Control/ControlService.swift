@@ -236,25 +236,11 @@ public actor ControlService {
         return (try? JSONDecoder().decode(OnlyID.self, from: Data(payload)))?.requestID
     }
 
-    /// Model-file checks, task, front-end compatibility, then the self-test.
+    /// The pipeline must be running; then ``ModelAcceptance`` against this node's cry detector.
     private func validate(bytes: [UInt8], envelope: ModelEnvelope) throws(ModelUpdateError) -> ModelBundle {
         guard agent.control.isRunning else { throw .notRunning }
-        let model: ModelBundle
-        do { model = try ModelBundle.load(bytes: bytes, source: "cmd/model \(envelope.version)", verifySelfTest: false) } catch {
-            throw .invalidModel(error)
-        }
-        guard model.metadata.version == envelope.version else {
-            throw .versionMismatch(envelope: envelope.version, model: model.metadata.version)
-        }
-        if let name = envelope.name, name != model.metadata.name { throw .nameMismatch(envelope: name, model: model.metadata.name) }
-        guard model.metadata.task == "reason" else { throw .wrongTask(model.metadata.task) }
-        let front = agent.cryModel.metadata.features.logMelParameters
-        guard model.metadata.features.logMelParameters == front, model.metadata.architecture.nMels == front.nMels else {
-            throw .incompatibleFeatures("the model's log-mel parameters differ from the cry detector's (\(front))")
-        }
-        let selfTest = model.runSelfTest()
-        guard selfTest.passed else { throw .invalidModel(.selfTestFailed(maxDelta: selfTest.maxDelta, tolerance: selfTest.tolerance)) }
-        return model
+        return try ModelAcceptance.check(bytes: bytes, envelope: envelope, frontEnd: agent.cryModel.metadata.features.logMelParameters,
+                                         source: "cmd/model \(envelope.version)")
     }
 
     /// Commits `after` to the store (writing `bytes` first when given), then swaps between chunks; if the

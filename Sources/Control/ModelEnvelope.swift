@@ -79,7 +79,8 @@ public struct ModelEnvelope: Codable, Sendable, Equatable {
 
     /// Checks the fields, the signature (against `trusted`), then decodes the model and checks its size and
     /// hash. Returns the model bytes. Cheap checks come first, so junk is refused quickly.
-    public func verify(trusted: [SigningKeys.TrustedKey]) throws(ModelUpdateError) -> [UInt8] {
+    /// `detachedModel`: the model file for a detached signature (`model sign --detached`), checked the same way.
+    public func verify(trusted: [SigningKeys.TrustedKey], detachedModel: [UInt8]? = nil) throws(ModelUpdateError) -> [UInt8] {
         guard format == Self.formatName else { throw .invalidEnvelope(key: "format", reason: "expected \"\(Self.formatName)\"") }
         guard formatVersion == Self.formatVersion else {
             throw .invalidEnvelope(key: "format_version", reason: "\(formatVersion) is not supported (this node reads \(Self.formatVersion))")
@@ -105,11 +106,16 @@ public struct ModelEnvelope: Codable, Sendable, Equatable {
         guard candidates.contains(where: { $0.publicKey.isValidSignature(sig, for: message) }) else {
             throw .invalidSignature(keyID == nil ? "no trusted key verifies it" : "does not verify with key \(keyID!)")
         }
-        guard let text = model else { throw .invalidEnvelope(key: "model", reason: "missing (a detached signature cannot be installed)") }
-        guard let data = Data(base64Encoded: text) else { throw .invalidEnvelope(key: "model", reason: "not valid base64") }
-        if data.count < size { throw .truncated(bytes: data.count, declared: size) }
-        if data.count > size { throw .sizeMismatch(bytes: data.count, declared: size) }
-        let bytes = [UInt8](data)
+        let bytes: [UInt8]
+        if let detachedModel {
+            bytes = detachedModel
+        } else {
+            guard let text = model else { throw .invalidEnvelope(key: "model", reason: "missing (a detached signature cannot be installed)") }
+            guard let data = Data(base64Encoded: text) else { throw .invalidEnvelope(key: "model", reason: "not valid base64") }
+            bytes = [UInt8](data)
+        }
+        if bytes.count < size { throw .truncated(bytes: bytes.count, declared: size) }
+        if bytes.count > size { throw .sizeMismatch(bytes: bytes.count, declared: size) }
         let actual = Hex.sha256(bytes)
         guard actual == sha256 else { throw .hashMismatch(expected: sha256, actual: actual) }
         return bytes

@@ -81,16 +81,14 @@ struct ModelVerifyCommand: ParsableCommand {
         do {
             guard !trustedKeys.isEmpty else { throw CLIError(message: "give at least one --trusted-key") }
             let keys = try SigningKeys.loadTrusted(paths: trustedKeys)
-            var envelope = try ModelEnvelope.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: file))))
-            if let model {
-                envelope.model = try Data(contentsOf: URL(fileURLWithPath: model)).base64EncodedString()
-            }
-            let bytes = try envelope.verify(trusted: keys)
-            let bundle = try ModelBundle.load(bytes: bytes, source: model ?? file)
-            guard bundle.metadata.version == envelope.version else {
-                throw ModelUpdateError.versionMismatch(envelope: envelope.version, model: bundle.metadata.version)
-            }
-            print("OK: \(bundle.metadata.name) \(bundle.metadata.version), sha256 \(envelope.sha256), signed by \(envelope.keyID ?? "a trusted key"), self-test passed")
+            let envelope = try ModelEnvelope.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: file))))
+            let detached = try model.map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) }
+            let bytes = try envelope.verify(trusted: keys, detachedModel: detached)
+            // A node's checks, against the front end of the embedded cry detector (which every node runs
+            // unless its config names another one).
+            let frontEnd = try ModelBundle.embeddedCryDetector().metadata.features.logMelParameters
+            let bundle = try ModelAcceptance.check(bytes: bytes, envelope: envelope, frontEnd: frontEnd, source: model ?? file)
+            print("OK: \(bundle.metadata.name) \(bundle.metadata.version), sha256 \(envelope.sha256), signed by \(envelope.keyID ?? "a trusted key"), a node would accept it (task, front end, self-test)")
         } catch let error as CLIError {
             throw error
         } catch {
