@@ -43,7 +43,17 @@ sleep 0.3
 total=$(cat "$work/total.txt")
 ALSA_CONFIG_PATH="$work/asound.conf" /usr/bin/time -f '%U %S %M' -o "$work/time.txt" \
   "$bin" run --config "$work/config.toml" --broker "mqtt://127.0.0.1:$port" --node-id bench --audio-device live --real-time \
-  --state-dir "$work/state" --duration "$total" --log-level error
+  --state-dir "$work/state" --duration "$total" --log-level error & time_pid=$!
+# Steady state on silence: the agent's CPU ticks between 4 s and the end of the silence (start-up excluded).
+if python3 -c "import sys; sys.exit(0 if $silence >= 10 else 1)"; then
+  sleep 4; agent=$(pgrep -n -f -- "--node-id bench") || true
+  if [ -n "$agent" ]; then
+    t0=$(awk '{print $14+$15}' "/proc/$agent/stat"); sleep "$(python3 -c "print($silence - 5)")"
+    t1=$(awk '{print $14+$15}' "/proc/$agent/stat")
+    echo "$t0 $t1 $(getconf CLK_TCK) $(python3 -c "print($silence - 5)")" > "$work/steady.txt"
+  fi
+fi
+wait "$time_pid"
 sleep 0.5
 python3 - "$work" "$silence" "$total" "$chunk" <<'PY'
 import sys, json, math
@@ -68,6 +78,12 @@ for line in open(f"{w}/sub.log"):
 lat.sort()
 print(f"audio {total:.0f} s at 1x real time ({silence:.0f} s silence, 28 s continuous crying, 4 more cries of 7 s), chunks of {chunk} samples")
 print(f"CPU {cpu:.2f} s = {100*cpu/total:.2f} % of one core on average (start-up included); peak RSS {int(maxrss)/1024:.1f} MB")
+try:
+    t0, t1, hz, secs = open(f"{w}/steady.txt").read().split()
+    print(f"steady state on silence: {100 * (int(t1) - int(t0)) / int(hz) / float(secs):.2f} % of one core "
+          f"({int(t1) - int(t0)} ticks of 1/{hz} s in {float(secs):.0f} s)")
+except FileNotFoundError:
+    pass
 if lat:
     p = lambda q: lat[min(len(lat)-1, int(q*len(lat)))]
     print(f"events {len(lat)}: window end -> subscriber receipt p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, max {lat[-1]:.1f} ms "

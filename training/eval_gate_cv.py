@@ -59,7 +59,10 @@ def main():
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--binary", default=str(ROOT / ".build" / "release" / "deepinfant-edge"))
     ap.add_argument("--min-cry-windows", default="2", help="comma list; 2 is the gate default")
+    ap.add_argument("--tag", help="suffix for the outputs (GATE_CV_<run>_<tag>.md, gate_cv_<tag>.json): "
+                                  "to compare gate variants without overwriting the reference")
     a = ap.parse_args()
+    suffix = f"_{a.tag}" if a.tag else ""
     data = Path(a.data).resolve()
     res = json.loads((T.RUNS / a.run / "result.json").read_text())
     cfg = res["cfg"]
@@ -110,7 +113,7 @@ def main():
             print(f"fold {k}: threshold {thr[k]:.4f}, " + ", ".join(
                 f"min {m}: {alarms[m][k]} alarms" for m in mins), flush=True)
 
-    lines = [f"# Gate-level grouped CV of `{a.run}` (`training/eval_gate_cv.py`)", "",
+    lines = [f"# Gate-level grouped CV of `{a.run}`{' (' + a.tag + ')' if a.tag else ''} (`training/eval_gate_cv.py`)", "",
              "Each fold's clips run through the real gate (`deepinfant-edge detect`: activity detector, cry CRNN, "
              "episode hysteresis) with the cry model trained without that fold and the threshold chosen on the other "
              "folds' out-of-fold predictions: an honest estimate, unlike GATE.md (in-sample).", "",
@@ -153,12 +156,12 @@ def main():
     lines += class_table(by_cls)
     missed = [r["path"] for r in rows if r["is_cry"] == "1" and not hits[m][r["path"]]]
     lines += ["", f"Missed cries ({len(missed)}): " + ", ".join(f"`{p}`" for p in missed), ""]
-    T.save(T.RUNS / a.run / "gate_cv.json", dict(run=a.run, thresholds={str(k): v for k, v in thr.items()},
+    T.save(T.RUNS / a.run / f"gate_cv{suffix}.json", dict(run=a.run, thresholds={str(k): v for k, v in thr.items()},
                                                   min_cry_windows={str(k): v for k, v in summary.items()},
                                                   missed=missed,
                                                   robustness=dict(recall_minus_10_db=float(np.mean(robust["quiet"])),
                                                                   recall_noise_10_db_snr=float(np.mean(robust["noisy"])))))
-    out = ROOT / "training" / "report" / f"GATE_CV_{a.run}.md"
+    out = ROOT / "training" / "report" / f"GATE_CV_{a.run}{suffix}.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -92,13 +92,13 @@ def fit_length(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.tile(x, reps)[:n]
 
 
-def augment(y: np.ndarray, noise_paths: list[str], data: Path, rng: np.random.Generator) -> np.ndarray:
+def augment(y: np.ndarray, noise_paths: list[str], data: Path, rng: np.random.Generator, noise_p: float = 0.8) -> np.ndarray:
     import librosa
     steps = rng.uniform(-2.0, 2.0)
     rate = rng.uniform(0.9, 1.1)
     z = librosa.effects.time_stretch(y, rate=rate)
     z = librosa.effects.pitch_shift(z, sr=SR, n_steps=steps)
-    if rng.random() < 0.8:
+    if rng.random() < noise_p:
         u = rng.random()
         if u < 0.6 and noise_paths:
             nz = load_audio(data, noise_paths[rng.integers(len(noise_paths))])
@@ -123,10 +123,11 @@ def _clean_job(args):
 
 
 def _aug_job(args):
-    data, rel, noise_paths, copies, seed = args
+    data, rel, noise_paths, copies, seed, *rest = args
+    noise_p = rest[0] if rest else 0.8
     rng = np.random.default_rng(seed)
     y = load_audio(data, rel)
-    return rel, [logmel(augment(y, noise_paths, data, rng)) for _ in range(copies)]
+    return rel, [logmel(augment(y, noise_paths, data, rng, noise_p)) for _ in range(copies)]
 
 
 def build_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int = 1234, force: bool = False):
@@ -153,16 +154,16 @@ def build_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int = 1234, fo
     return pickle.load(open(clean_p, "rb")), pickle.load(open(aug_p, "rb")), rows
 
 
-def build_negative_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int = 4321):
-    """Audio-domain copies (pitch, stretch, noise: `augment`) of the non-cry clips other than FSDD's spoken
-    digits (which never fool the detector): a cat or a siren a semitone higher is still not a cry."""
+def build_negative_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int = 4321, noise: bool = True):
+    """Audio-domain copies (pitch, stretch and, with `noise`, noise: `augment`) of the non-cry clips other than
+    FSDD's spoken digits (which never fool the detector): a cat or a siren a semitone higher is still not a cry."""
     CACHE.mkdir(parents=True, exist_ok=True)
     rows = read_manifest(data)
-    path = CACHE / f"aug_neg_v{AUG_VERSION}_k{copies}_s{seed}.pkl"
+    path = CACHE / f"aug_neg_v{AUG_VERSION}_k{copies}_s{seed}{'' if noise else '_nonoise'}.pkl"
     if not path.exists():
         t0 = time.time()
         noise_by_fold = {f: [r["path"] for r in rows if r["is_cry"] == 0 and r["fold"] == f] for f in range(1, 5)}
-        jobs_ = [(data, r["path"], [p for p in noise_by_fold[r["fold"]] if p != r["path"]], copies, seed + i)
+        jobs_ = [(data, r["path"], [p for p in noise_by_fold[r["fold"]] if p != r["path"]], copies, seed + i, 0.8 if noise else 0.0)
                  for i, r in enumerate(rows) if r["is_cry"] == 0 and r["source"] != "fsdd"]
         from multiprocessing import Pool
         with Pool(jobs) as pool:

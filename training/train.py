@@ -90,6 +90,8 @@ CRY_VARIANTS = {
     "cry2_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, seed=1),
     # cry2 with audio-domain copies of the non-speech negatives (pitch, stretch, noise, as the cries get)
     "cry8_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, neg_aug=True),
+    # the same without noise in the negatives' copies (cry8 lost recall with noise mixed into cries)
+    "cry9_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, neg_aug=True, neg_aug_noise=False),
     "cry5_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5},
                     arch=dict(conv_channels=(32, 64, 128), lstm_hidden=128, dense=(64,), dropout=0.3, pooling="mean")),
 }
@@ -121,11 +123,16 @@ class Data:
                 y = rng.standard_normal(n).astype(np.float32) * 10 ** rng.uniform(-3.5, -1)
             self.synth.append(fx.logmel(y.astype(np.float32)))
 
-    def items(self, task: str, folds, aug: bool, neg_aug: bool = False):
+    def items(self, task: str, folds, aug: bool, neg_aug: bool = False, neg_aug_noise: bool = True):
         """[(variants, label, sample_key)] for the rows of `folds`. `neg_aug`: non-cry clips get their
-        augmented copies too (cry task)."""
-        if neg_aug and not hasattr(self, "neg_copies"):
-            self.neg_copies = fx.build_negative_cache(self.data_dir)
+        augmented copies too (cry task); `neg_aug_noise`: those copies have noise mixed in like the cries'."""
+        neg_copies = {}
+        if neg_aug:
+            if not hasattr(self, "neg_copies"):
+                self.neg_copies = {}
+            if neg_aug_noise not in self.neg_copies:
+                self.neg_copies[neg_aug_noise] = fx.build_negative_cache(self.data_dir, noise=neg_aug_noise)
+            neg_copies = self.neg_copies[neg_aug_noise]
         out = []
         for r in self.rows:
             if r["fold"] not in folds:
@@ -141,8 +148,8 @@ class Data:
             v = [self.clean[r["path"]]]
             if aug and r["path"] in self.aug:
                 v += self.aug[r["path"]]
-            if aug and neg_aug and task == "cry" and r["path"] in self.neg_copies:
-                v += self.neg_copies[r["path"]]
+            if aug and task == "cry" and r["path"] in neg_copies:
+                v += neg_copies[r["path"]]
             out.append((v, y, key, r))
         if task == "cry":
             out += [([s], 0, "synthetic", None) for s in self.synth]
@@ -400,7 +407,7 @@ def run_cv(D: Data, name: str, cfg: dict, force=False):
     oof = []
     fold_times = {}
     for k in FOLDS:
-        tr = D.items(cfg["task"], [f for f in FOLDS if f != k], cfg["aug"], cfg.get("neg_aug", False))
+        tr = D.items(cfg["task"], [f for f in FOLDS if f != k], cfg["aug"], cfg.get("neg_aug", False), cfg.get("neg_aug_noise", True))
         te = D.items(cfg["task"], [k], False)
         te = [it for it in te if it[3] is not None]
         init = None
@@ -469,7 +476,7 @@ def run_final(D: Data, task: str, cfg: dict, cv_res: dict, force=False, data_des
     if res_p.exists() and not force:
         return json.loads(res_p.read_text())
     log = logger(out_dir / "train.log")
-    items = D.items(task, FOLDS, cfg["aug"], cfg.get("neg_aug", False))
+    items = D.items(task, FOLDS, cfg["aug"], cfg.get("neg_aug", False), cfg.get("neg_aug_noise", True))
     init = None
     if cfg.get("init") == "cry_trunk":
         init = torch.load(RUNS / "final_cry" / "model.pt", weights_only=True)
