@@ -92,11 +92,13 @@ CRY_VARIANTS = {
     "cry8_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, neg_aug=True),
     # the same without noise in the negatives' copies (cry8 lost recall with noise mixed into cries)
     "cry9_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, neg_aug=True, neg_aug_noise=False),
+    # cry9 again with another seed (cry9 differs from cry2 by about the seed noise measured on cry2)
+    "cry9_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, neg_aug=True, neg_aug_noise=False, seed=1),
     "cry5_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5},
                     arch=dict(conv_channels=(32, 64, 128), lstm_hidden=128, dense=(64,), dropout=0.3, pooling="mean")),
 }
 # seed replicates: they measure seed noise and are not candidates for shipping
-CRY_REPLICATES = {"cry2_seed1_cv"}
+CRY_REPLICATES = {"cry2_seed1_cv", "cry9_seed1_cv"}
 # versions written into the exported model files (bump when a shipped model changes)
 MODEL_VERSIONS = {"reason": "1.0.0", "cry": "1.1.0"}
 SHIPPED_CRY = "cry_cv"  # replaced by shipped_cry(): lowest OOF false-positive rate at the recall-0.975 threshold
@@ -516,8 +518,11 @@ def run_final(D: Data, task: str, cfg: dict, cv_res: dict, force=False, data_des
     training = dict(
         data=data_desc, date=date.today().isoformat(), folds=FOLDS,
         recipe=dict(cfg, arch=cfg.get("arch") or ARCH, optimiser="Adam + OneCycleLR", crop_frames=WIN,
-                    augmentation="4 precomputed copies per cry clip: pitch +-2 st, stretch +-10%, noise (same-fold "
-                              "non-cry clips, pink, hum) at SNR 0-20 dB; random gain" if cfg["aug"] else "gain only",
+                    augmentation=("4 precomputed copies per cry clip: pitch +-2 st, stretch +-10%, noise (same-fold "
+                                  "non-cry clips, pink, hum) at SNR 0-20 dB; random gain"
+                                  + ("; 4 copies of every non-cry clip except FSDD's: pitch, stretch"
+                                     + (", noise" if cfg.get("neg_aug_noise", True) else "")
+                                     if cfg.get("neg_aug") else "")) if cfg["aug"] else "gain only",
                     pretrained_trunk="conv blocks of the cry detector" if cfg.get("init") else None),
         train_seconds=round(secs, 1), selftest_source=st_row["path"], logit_adjustment=adjust,
         parameters=n_params(model),

@@ -15,9 +15,9 @@ struct ShippedGateTests {
         let gate = try CryGate(cryModel: try ModelBundle.embeddedCryDetector(), reasonModel: try ModelBundle.embeddedDefault())
         var out: [GateEvent] = []
         let t0 = Date(timeIntervalSince1970: 0)
-        // 100 ms chunks, as the capture stage delivers them.
-        for start in stride(from: 0, to: samples.count, by: 1600) {
-            let end = min(samples.count, start + 1600)
+        // 512-sample chunks, as the capture stage delivers them by default.
+        for start in stride(from: 0, to: samples.count, by: 512) {
+            let end = min(samples.count, start + 512)
             out += gate.process(Array(samples[start..<end]), startIndex: Int64(start),
                                 timestamp: t0.addingTimeInterval(Double(start) / 16_000))
         }
