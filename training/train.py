@@ -100,7 +100,7 @@ CRY_VARIANTS = {
 # seed replicates: they measure seed noise and are not candidates for shipping
 CRY_REPLICATES = {"cry2_seed1_cv", "cry9_seed1_cv"}
 # versions written into the exported model files (bump when a shipped model changes)
-MODEL_VERSIONS = {"reason": "1.0.0", "cry": "1.1.0"}
+MODEL_VERSIONS = {"reason": "1.0.0", "cry": "1.2.0"}
 SHIPPED_CRY = "cry_cv"  # replaced by shipped_cry(): lowest OOF false-positive rate at the recall-0.975 threshold
 
 
