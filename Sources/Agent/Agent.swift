@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// Buffering: capture hands chunks over an `AsyncStream` bounded at `audio.queue_chunks` (10 s by
 /// default); if the gate ever falls that far behind, new audio is dropped, counted and logged by the
-/// capture stage (the buffered 10 s are analysed first, so an episode in progress is not torn). Events are never dropped: they go to the SQLite outbox before the broker.
+/// capture stage (the buffered 10 s are analysed first, so an episode in progress is not torn). Events
+/// are never dropped: they go to the SQLite outbox before the broker.
 ///
 /// Shutdown: the capture stream ends, the gate analyses what it has and closes an open episode, then
 /// the publisher flushes the outbox as far as the broker allows (deadline 5 s) and publishes `offline`.
