@@ -87,6 +87,8 @@ def extra_aug(cfg):
         parts.append(f"wider network: conv {list(cfg['arch']['conv_channels'])}, LSTM {cfg['arch']['lstm_hidden']}")
     if cfg.get("neg_mix"):
         parts.append(f"two non-cry sounds mixed (p = {cfg['neg_mix']})")
+    if cfg.get("speech_streams"):
+        parts.append(f"{cfg['speech_streams']} six-second streams of continuous speech (one training-fold speaker's clips back to back) as negatives")
     if cfg.get("neg_aug"):
         parts.append("4 cached audio copies of every non-cry clip except FSDD's (pitch, stretch"
                      + (", noise as for cries)" if cfg.get("neg_aug_noise", True) else "; no noise)"))
