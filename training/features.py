@@ -144,14 +144,21 @@ def build_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int = 1234, fo
         print(f"clean features: {len(clean)} clips, {time.time() - t0:.1f}s", flush=True)
     if force or not aug_p.exists():
         t1 = time.time()
-        noise_by_fold = {f: [r["path"] for r in rows if r["is_cry"] == 0 and r["fold"] == f] for f in range(1, 5)}
-        jobs_ = [(data, r["path"], noise_by_fold[r["fold"]], copies, seed + i)
-                 for i, r in enumerate(rows) if r["is_cry"] == 1]
-        with Pool(jobs) as pool:
-            aug = dict(pool.map(_aug_job, jobs_, chunksize=4))
+        aug = _augmented_copies(data, rows, lambda r: r["is_cry"] == 1, copies, jobs, seed, 0.8)
         pickle.dump(aug, open(aug_p, "wb"), protocol=4)
         print(f"augmented features: {len(aug)} clips x {copies}, {time.time() - t1:.1f}s", flush=True)
     return pickle.load(open(clean_p, "rb")), pickle.load(open(aug_p, "rb")), rows
+
+
+def _augmented_copies(data: Path, rows, keep, copies: int, jobs: int, seed: int, noise_p: float) -> dict:
+    """{path: [log-mel of `copies` augmented copies]} for the rows `keep` selects; the noise mixed in comes from
+    the other non-cry clips of the row's own fold (a training copy never holds audio of another fold)."""
+    from multiprocessing import Pool
+    noise_by_fold = {f: [r["path"] for r in rows if r["is_cry"] == 0 and r["fold"] == f] for f in range(1, 5)}
+    jobs_ = [(data, r["path"], [p for p in noise_by_fold[r["fold"]] if p != r["path"]], copies, seed + i, noise_p)
+             for i, r in enumerate(rows) if keep(r)]
+    with Pool(jobs) as pool:
+        return dict(pool.map(_aug_job, jobs_, chunksize=4))
 
 
 def build_negative_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int = 4321, noise: bool = True):
@@ -162,12 +169,8 @@ def build_negative_cache(data: Path, copies: int = 4, jobs: int = 2, seed: int =
     path = CACHE / f"aug_neg_v{AUG_VERSION}_k{copies}_s{seed}{'' if noise else '_nonoise'}.pkl"
     if not path.exists():
         t0 = time.time()
-        noise_by_fold = {f: [r["path"] for r in rows if r["is_cry"] == 0 and r["fold"] == f] for f in range(1, 5)}
-        jobs_ = [(data, r["path"], [p for p in noise_by_fold[r["fold"]] if p != r["path"]], copies, seed + i, 0.8 if noise else 0.0)
-                 for i, r in enumerate(rows) if r["is_cry"] == 0 and r["source"] != "fsdd"]
-        from multiprocessing import Pool
-        with Pool(jobs) as pool:
-            aug = dict(pool.map(_aug_job, jobs_, chunksize=4))
+        aug = _augmented_copies(data, rows, lambda r: r["is_cry"] == 0 and r["source"] != "fsdd", copies, jobs, seed,
+                                0.8 if noise else 0.0)
         pickle.dump(aug, open(path, "wb"), protocol=4)
         print(f"augmented negatives: {len(aug)} clips x {copies}, {time.time() - t0:.1f}s", flush=True)
     return pickle.load(open(path, "rb"))

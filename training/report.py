@@ -53,19 +53,22 @@ def plot_cm(cm, labels, title, path, ylabel="true (parent tag)"):
     plt.close(fig)
 
 
-def gate_cv(run, min_windows="2"):
+def gate_results(run) -> dict:
+    """The recipe's `eval_gate_cv.py` results ({} when it has not been run)."""
     p = RUNS / run / "gate_cv.json"
-    return json.loads(p.read_text())["min_cry_windows"].get(min_windows) if p.exists() else None
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def gate_cv(run, min_windows="2"):
+    return gate_results(run).get("min_cry_windows", {}).get(min_windows)
 
 
 def gate_speech(run):
-    p = RUNS / run / "gate_cv.json"
-    return json.loads(p.read_text()).get("speech") if p.exists() else None
+    return gate_results(run).get("speech")
 
 
 def gate_robust(run):
-    p = RUNS / run / "gate_cv.json"
-    return json.loads(p.read_text()).get("robustness") if p.exists() else None
+    return gate_results(run).get("robustness")
 
 
 def gate_cell(run):
@@ -312,8 +315,7 @@ def main(argv=None):
                   "the scale below which differences between recipes mean nothing.")
             for k, why in TR.CRY_EXCLUDED.items():
                 w(f"\nExcluded from shipping: `{k}`: {why}.")
-            sp = {k: (json.loads((RUNS / k / "gate_cv.json").read_text()).get("speech") if (RUNS / k / "gate_cv.json").exists() else None)
-                  for k in cry_variants}
+            sp = {k: gate_speech(k) for k in cry_variants}
             if any(sp.values()):
                 w("\nContinuous speech through the gate (each fold's speech clips back to back, no gaps; `eval_gate_cv.py`): "
                   + "; ".join(f"{k} {v['false_alarms']} false alarms in {v['hours'] * 60:.1f} min" for k, v in sp.items() if v)

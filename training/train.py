@@ -645,15 +645,14 @@ def shipped_cry() -> str:
             if (RUNS / k / "result.json").exists() and k not in CRY_REPLICATES and k not in CRY_EXCLUDED}
     if not done:
         return SHIPPED_CRY
-    gate = {k: json.loads((RUNS / k / "gate_cv.json").read_text())["min_cry_windows"].get("2") for k in done
-            if (RUNS / k / "gate_cv.json").exists()}
+    results = {k: json.loads((RUNS / k / "gate_cv.json").read_text()) for k in done if (RUNS / k / "gate_cv.json").exists()}
+    gate = {k: r["min_cry_windows"].get("2") for k, r in results.items()}
     if len(gate) == len(done) and all(gate.values()):
         meet = [k for k in done if gate[k]["recall"] >= M.CRY_RECALL_TARGET]
         if meet:
             # Fewest false alarms on continuous speech first (people talking is the commonest sound in a home,
             # and a recipe that passed everything else once fired on it), then the lowest FPR.
-            speech = {k: (json.loads((RUNS / k / "gate_cv.json").read_text()).get("speech") or {}).get("false_alarms", math.inf)
-                      for k in meet}
+            speech = {k: (results[k].get("speech") or {}).get("false_alarms", math.inf) for k in meet}
             return min(meet, key=lambda k: (speech[k], round(gate[k]["fpr"], 3), -gate[k]["recall"]))
         # none reaches the recall target: the closest to it ("never miss a cry" comes first), then the lower FPR
         return max(done, key=lambda k: (round(gate[k]["recall"], 3), -gate[k]["fpr"]))

@@ -108,7 +108,7 @@ public final class Agent: Sendable {
         var level = -120.0
         var audioSeconds = 0.0, episodes = 0
         // Monotonic: a wall-clock step (NTP setting a Pi's clock after boot) must not stall or burst them.
-        let clock = ContinuousClock()
+        let clock = ContinuousClock(), diagnosticsInterval = Duration.seconds(config.mqtt.diagnosticsIntervalSeconds)
         var lastDiagnostics = clock.now
         func diagnostics() async -> Diagnostics {
             let c = captureCounters.snapshot
@@ -128,8 +128,9 @@ public final class Agent: Sendable {
         }
         // Called on audio and on every failed (re)open, so a missing microphone still shows in the counters.
         func publishDiagnosticsIfDue() async {
-            guard clock.now - lastDiagnostics >= .seconds(config.mqtt.diagnosticsIntervalSeconds) else { return }
-            lastDiagnostics = clock.now
+            let now = clock.now
+            guard now - lastDiagnostics >= diagnosticsInterval else { return }
+            lastDiagnostics = now
             await publisher.publishDiagnostics(await diagnostics())
         }
         logger.info("listening", metadata: ["node": "\(nodeID)", "audio": "\(source.name)", "broker": "\(config.mqtt.broker)",
