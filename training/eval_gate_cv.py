@@ -5,8 +5,11 @@ For each fold k the cry model of the CV run (trained without fold k) is exported
 of fold k only, with the threshold chosen on the out-of-fold predictions of the *other three* folds (highest
 threshold keeping their clip recall >= 0.975). False alarms per hour: fold k's non-cry clips back to back
 (1 s silence between them) through fold k's gate. Nothing here sees the test fold before it is scored.
+Continuous speech no recipe trains on: 20 min of Asterisk's telephony prompts (5 voice sets, 4 languages, see
+extra_negatives.py) back to back through every fold's gate.
 
     swift build -c release && python3 training/eval_gate_cv.py cry_cv [--min-cry-windows 1,2,3]
+    python3 training/eval_gate_cv.py cry_cv --held-out-speech-only   # adds that one figure to gate_cv.json
 
 Writes training/report/GATE_CV_<run>.md.
 """
@@ -30,6 +33,7 @@ sys.path.insert(0, str(HERE))
 import features as fx  # noqa: E402
 import metrics as M  # noqa: E402
 import train as T  # noqa: E402
+import extra_negatives  # noqa: E402
 from eval_gate import class_table, noncry_concatenation, robustness_mixes  # noqa: E402
 from export_model import export_model  # noqa: E402
 
@@ -53,12 +57,29 @@ def fold_thresholds(res):
                                   np.array([o["fold"] for o in oof]))
 
 
+def held_out_summary(held_out: dict, voices: dict) -> dict:
+    minutes = sum(len(y) for y in voices.values()) / 16000 / 60
+    n = sum(sum(v.values()) for v in held_out.values())
+    return dict(false_alarms=int(n), minutes=float(minutes * len(held_out)), folds=len(held_out),
+                false_alarms_per_hour=float(n / (minutes * len(held_out) / 60)),
+                per_voice={v: int(sum(h[v] for h in held_out.values())) for v in voices})
+
+
+def held_out_sentence(hs: dict) -> str:
+    return (f"Held-out continuous speech (2 cry windows; {hs['minutes'] / hs['folds']:.0f} min of Asterisk prompts, 5 voice sets, "
+            f"through each of the {hs['folds']} fold gates; no recipe trains on it): **{hs['false_alarms']} false alarms in "
+            f"{hs['minutes']:.0f} min** ({hs['false_alarms_per_hour']:.1f} per hour; per voice "
+            + ", ".join(f"{v.removeprefix('asterisk_')}: {n}" for v, n in hs["per_voice"].items()) + ").")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run", help="CV run under training/runs (e.g. cry_cv)")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--binary", default=str(ROOT / ".build" / "release" / "deepinfant-edge"))
     ap.add_argument("--min-cry-windows", default="2", help="comma list; 2 is the gate default")
+    ap.add_argument("--held-out-speech-only", action="store_true",
+                    help="measure only the false alarms on held-out continuous speech and add them to gate_cv.json")
     ap.add_argument("--tag", help="suffix for the outputs (GATE_CV_<run>_<tag>.md, gate_cv_<tag>.json): "
                                   "to compare gate variants without overwriting the reference")
     a = ap.parse_args()
@@ -75,7 +96,13 @@ def main():
     hours = {}
     speech_hours, speech_alarms = {}, {}
     robust = {"quiet": [], "noisy": []}
+    voices = extra_negatives.speech_streams_for_eval()
+    held_out = {}
     with tempfile.TemporaryDirectory() as d:
+        voice_files = {}
+        for v, y in voices.items():
+            voice_files[v] = str(Path(d) / f"{v}.wav")
+            sf.write(voice_files[v], y, 16000, subtype="PCM_16")
         for k in T.FOLDS:
             tr = D.cry_training_items([f for f in T.FOLDS if f != k], cfg)
             mean, std = T.norm_stats(tr)  # exactly what train_model computed for this fold
@@ -89,6 +116,12 @@ def main():
                          features=feats, window=dict(seconds=3.0, hop_seconds=1.0, frames=T.WIN, hop_frames=T.HOP),
                          training=dict(note=f"CV fold model, test fold {k}"), calibration=None, selftest_input=st)
             T.add_metadata(path, dict(gate=dict(threshold=thr[k])))
+            extra = ["--cry-model", str(path), "--threshold", f"{thr[k]:.6f}", "--min-cry-windows", "2"]
+            out = detect(a.binary, list(voice_files.values()), extra)
+            held_out[k] = {v: len(out[f].get("segments", [])) for v, f in voice_files.items()}
+            print(f"fold {k}: held-out speech alarms {held_out[k]}", flush=True)
+            if a.held_out_speech_only:
+                continue
             fold_rows = [r for r in rows if int(r["fold"]) == k]
             files = [str(data / "audio" / r["path"]) for r in fold_rows]
             long = noncry_concatenation(fold_rows, files)
@@ -124,6 +157,14 @@ def main():
             print(f"fold {k}: threshold {thr[k]:.4f}, " + ", ".join(
                 f"min {m}: {alarms[m][k]} alarms" for m in mins), flush=True)
 
+    hs = held_out_summary(held_out, voices)
+    if a.held_out_speech_only:
+        p = T.RUNS / a.run / f"gate_cv{suffix}.json"
+        r = json.loads(p.read_text())
+        r["held_out_speech"] = hs
+        T.save(p, r)
+        print(json.dumps(hs))
+        return
     lines = [f"# Gate-level grouped CV of `{a.run}`{' (' + a.tag + ')' if a.tag else ''} (`training/eval_gate_cv.py`)", "",
              "Each fold's clips run through the real gate (`deepinfant-edge detect`: activity detector, cry CRNN, "
              "episode hysteresis) with the cry model trained without that fold and the threshold chosen on the other "
@@ -151,6 +192,7 @@ def main():
     lines += ["", f"Continuous speech (2 cry windows; each fold's speech clips back to back, no gaps): "
               f"**{sum(speech_alarms.values())} false alarms in {sph * 60:.1f} min** ({sum(speech_alarms.values()) / sph:.1f} per hour; "
               "per fold " + ", ".join(f"{k}: {speech_alarms[k]}" for k in T.FOLDS) + ")."]
+    lines += ["", held_out_sentence(hs)]
     lines += ["", f"Robustness (2 cry windows): recall at -10 dB gain **{np.mean(robust['quiet']):.3f}**, with a non-cry "
               f"ESC-50 clip of the same fold mixed in at 10 dB SNR **{np.mean(robust['noisy']):.3f}** "
               f"({len(robust['quiet'])} cries)."]
@@ -176,6 +218,7 @@ def main():
                                                   missed=missed,
                                                   speech=dict(false_alarms=int(sum(speech_alarms.values())), hours=float(sph),
                                                               false_alarms_per_hour=float(sum(speech_alarms.values()) / sph)),
+                                                  held_out_speech=hs,
                                                   robustness=dict(recall_minus_10_db=float(np.mean(robust["quiet"])),
                                                                   recall_noise_10_db_snr=float(np.mean(robust["noisy"])))))
     out = ROOT / "training" / "report" / f"GATE_CV_{a.run}{suffix}.md"
