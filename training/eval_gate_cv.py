@@ -216,6 +216,7 @@ def main():
     T.save(T.RUNS / a.run / f"gate_cv{suffix}.json", dict(run=a.run, thresholds={str(k): v for k, v in thr.items()},
                                                   min_cry_windows={str(k): v for k, v in summary.items()},
                                                   missed=missed,
+                                                  false_positives=[r["path"] for r in rows if r["is_cry"] == "0" and hits[m][r["path"]]],
                                                   speech=dict(false_alarms=int(sum(speech_alarms.values())), hours=float(sph),
                                                               false_alarms_per_hour=float(sum(speech_alarms.values()) / sph)),
                                                   held_out_speech=hs,

