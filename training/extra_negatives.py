@@ -12,6 +12,9 @@ What (pinned package versions; licences from each package's copyright file):
   12+ languages, ~3 h): continuous speech from many speakers and languages.
 - sound effects: Tux Paint's stamp sounds (108: animals, household, music instruments, vehicles).
 - music: the soundtrack of fillets-ng-data (GPL-2).
+- set 2 adds sound effects: qabcs-data's noises (~240 animals, instruments, vehicles, household; GPL-3+) and
+  Scratch 1.4's sound library (~115: animals with three cats, laughs, coughs, screams, effects, music loops;
+  CC-BY-SA-3.0), less anything named like a baby or a cry (Scratch has a BabyCry).
 - evaluation only, never trained on: Asterisk's telephony prompts (asterisk-core-sounds-*-wav, CC-BY-SA-3.0 /
   CC-BY-3.0; 5 voice sets, 8 kHz), played back to back per voice as long continuous talking
   (`speech_streams_for_eval`): a false-alarm measurement on minutes of speech that no recipe has heard.
@@ -23,6 +26,7 @@ option reads that cache.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +45,17 @@ PACKAGES = {
     "asterisk-core-sounds-it-wav": "1.6.1-1",
     "asterisk-core-sounds-ru-wav": "1.6.1-1",
     "fillets-ng-data": "1.0.1-1.1",
+    "qabcs-data": "1.0.2-6",
+    "scratch": "1.4.0.6~dfsg1-6.1",
 }
 WORK = fx.CACHE / "extra"
 CACHE_FILE = fx.CACHE / "extra.npz"
 STAMPS = "usr/share/tuxpaint/stamps"
 ASTERISK = "usr/share/asterisk/sounds"
 MUSIC = "usr/share/games/fillets-ng/music"
+QABCS_NOISES = "usr/share/qabcs/abcs/all/noises"
+SCRATCH_SOUNDS = "usr/share/scratch/Media/Sounds"
+NOT_NEGATIVE = re.compile(r"baby|cry|crie|infant", re.I)  # an infant cry is never a negative
 CACHE_VERSION = 1
 
 
@@ -90,11 +99,16 @@ def inventory(root: Path) -> dict[str, list[tuple[str, Path]]]:
     held_out = [(f"asterisk_{voice.name}", p) for voice in sorted((root / ASTERISK).iterdir())
                 for p in sorted(voice.rglob("*.wav"))]
     music = [("fillets", p) for p in sorted((root / MUSIC).glob("*.ogg"))]
-    return {"speech": speech, "sfx": sfx, "music": music, "eval_speech": held_out}
+    sfx2 = [("qabcs", p) for p in sorted((root / QABCS_NOISES).glob("*.ogg"))]
+    sfx2 += [("scratch/" + p.parent.name, p) for p in sorted((root / SCRATCH_SOUNDS).rglob("*"))
+             if p.suffix.lower() in (".wav", ".mp3")]
+    sfx2 = [(g, p) for g, p in sfx2 if not NOT_NEGATIVE.search(p.name)]
+    return {"speech": speech, "sfx": sfx, "music": music, "eval_speech": held_out, "sfx2": sfx2}
 
 
-def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_segments: int = 40) -> dict:
-    """Log-mel features: each sound effect whole; `streams` stretches of continuous speech (one group's clips
+def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_segments: int = 40,
+          extra_set: int = 1) -> dict:
+    """Log-mel features: each sound effect whole (set 2: the second set's too, as `sfx2`); `streams` stretches of continuous speech (one group's clips
     back to back, as one person talking); `music_segments` random 10 s stretches of the soundtrack."""
     root = fetch()
     inv = inventory(root)
@@ -131,23 +145,29 @@ def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_
         s = int(rng.integers(0, max(1, len(y) - seg)))
         music.append(fx.logmel(y[s:s + seg]))
     out = {"sfx": sfx, "speech": speech, "music": music}
+    if extra_set >= 2:
+        out["sfx2"] = [fx.logmel(y) for y in (load16k(p) for _, p in inv["sfx2"]) if len(y) >= fx.SR // 4]
+        print(f"set 2: {len(out['sfx2'])} more sound effects")
     print(f"extra negatives: {len(sfx)} sound effects, {len(speech)} speech streams from {len(groups)} voices, "
           f"{len(music)} music segments from {len(tracks)} tracks")
     return out
 
 
-def load(rebuild: bool = False) -> dict[str, list[np.ndarray]]:
-    """The cached extras ({"sfx", "speech", "music"}: lists of [frames, 64] log-mel), built on first use."""
-    if CACHE_FILE.exists() and not rebuild:
-        z = np.load(CACHE_FILE, allow_pickle=True)
+def load(extra_set: int = 1, rebuild: bool = False) -> dict[str, list[np.ndarray]]:
+    """The cached extras of set 1 ({"sfx", "speech", "music"}: lists of [frames, 64] log-mel) or set 2 (the same
+    plus "sfx2"), built on first use."""
+    path = CACHE_FILE if extra_set == 1 else CACHE_FILE.with_name(f"extra_set{extra_set}.npz")
+    keys = ("sfx", "speech", "music") + (("sfx2",) if extra_set >= 2 else ())
+    if path.exists() and not rebuild:
+        z = np.load(path, allow_pickle=True)
         if int(z["version"]) == CACHE_VERSION:
-            return {k: list(z[k]) for k in ("sfx", "speech", "music")}
-    out = build()
+            return {k: list(z[k]) for k in keys}
+    out = build(extra_set=extra_set)
     arr = {k: np.empty(len(v), object) for k, v in out.items()}
     for k, v in out.items():
         for i, x in enumerate(v):
             arr[k][i] = x
-    np.savez(CACHE_FILE, version=CACHE_VERSION, **arr)
+    np.savez(path, version=CACHE_VERSION, **arr)
     return out
 
 
@@ -175,8 +195,9 @@ def speech_streams_for_eval(minutes_per_voice: float = 4.0, seed: int = 11) -> d
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rebuild", action="store_true", help="rebuild the feature cache")
+    ap.add_argument("--set", type=int, default=1, choices=(1, 2), help="which set of extras (2 = 1 + more sound effects)")
     a = ap.parse_args()
-    out = load(a.rebuild)
+    out = load(a.set, a.rebuild)
     for k, v in out.items():
         print(f"{k}: {len(v)} clips, {sum(x.shape[0] for x in v) * 512 / fx.SR / 60:.1f} min")
 

@@ -98,7 +98,9 @@ def extra_aug(cfg):
         parts.append(f"{cfg['speech_streams']} six-second streams of continuous speech (one training-fold speaker's clips back to back) as negatives")
     if cfg.get("extra_negatives"):
         parts.append("extra negatives from Debian packages (`extra_negatives.py`: 400 six-second streams of speech in "
-                     "14 languages/voices, 106 animal/household/instrument sounds, 40 music segments)")
+                     "14 languages/voices, 106 animal/household/instrument sounds, 40 music segments"
+                     + ("; set 2: 346 more sound effects from qabcs and Scratch" if int(cfg["extra_negatives"]) >= 2 else "")
+                     + ")")
     if cfg.get("neg_aug"):
         parts.append("4 cached audio copies of every non-cry clip except FSDD's (pitch, stretch"
                      + (", noise as for cries)" if cfg.get("neg_aug_noise", True) else "; no noise)"))

@@ -102,6 +102,12 @@ CRY_VARIANTS = {
     "cry12_cv": dict(steps_per_epoch=32, neg_source_boost={"esc50": 2.5}, extra_negatives=True),
     "cry13_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
                                                            "extra_music": 0.5}, extra_negatives=True),
+    # cry13 with the second set of extras (~350 more sound effects: qabcs noises, Scratch's sound library); two seeds
+    "cry14_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
+                                                           "extra_music": 0.5, "extra_sfx2": 0.5}, extra_negatives=2),
+    "cry14_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
+                                                                 "extra_music": 0.5, "extra_sfx2": 0.5}, extra_negatives=2,
+                           seed=1),
     # cry13 again with another seed
     "cry13_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
                                                                  "extra_music": 0.5}, extra_negatives=True, seed=1),
@@ -109,7 +115,7 @@ CRY_VARIANTS = {
                     arch=dict(conv_channels=(32, 64, 128), lstm_hidden=128, dense=(64,), dropout=0.3, pooling="mean")),
 }
 # seed replicates: they measure seed noise and are not candidates for shipping
-CRY_REPLICATES = {"cry2_seed1_cv", "cry9_seed1_cv", "cry13_seed1_cv"}
+CRY_REPLICATES = {"cry2_seed1_cv", "cry9_seed1_cv", "cry13_seed1_cv", "cry14_seed1_cv"}
 # recipes whose model trained on all folds failed a shipping check: not candidates, with the reason
 CRY_EXCLUDED = {
     "cry9_cv": "its final model (cry 1.2.0) fires on continuous adult speech: 6-10 episodes in 2 min of the bundled "
@@ -207,7 +213,7 @@ class Data:
         if cfg.get("extra_negatives"):
             # not-cry audio from other sources than ../shared/data (training only; see extra_negatives.py)
             import extra_negatives
-            for kind, clips in extra_negatives.load().items():
+            for kind, clips in extra_negatives.load(int(cfg["extra_negatives"])).items():
                 items += [([x], 0, f"extra_{kind}", None) for x in clips]
         return items
 
