@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,12 +68,17 @@ def fetch() -> Path:
     for name, version in PACKAGES.items():
         if not list(debs.glob(f"{name}_*.deb")):
             subprocess.run(["apt-get", "download", f"{name}={version}"], cwd=debs, check=True)
-    if not root.exists():
+    wanted = sorted(p.name for p in debs.glob("*.deb"))
+    stamp = WORK / "root.debs"
+    if not root.exists() or not stamp.exists() or stamp.read_text().split() != wanted:
+        shutil.rmtree(root, ignore_errors=True)
         tmp = WORK / "root.partial"
-        tmp.mkdir(parents=True, exist_ok=True)
-        for deb in sorted(debs.glob("*.deb")):
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for deb in wanted:
+            subprocess.run(["dpkg-deb", "-x", str(debs / deb), str(tmp)], check=True)
         tmp.rename(root)
+        stamp.write_text("\n".join(wanted))
     return root
 
 
@@ -94,7 +100,7 @@ def inventory(root: Path) -> dict[str, list[tuple[str, Path]]]:
         if "_desc" in p.name:
             lang = p.stem.split("_desc")[-1].lstrip("_") or "en"
             speech.append((f"tuxpaint_{lang}", p))
-        elif rel.parts[0] != "symbols":  # symbols: spoken letters and digits, counted as speech above
+        elif rel.parts[0] != "symbols":  # the symbols' own sounds are spoken letters and digits: left out
             sfx.append((rel.parts[0] + "/" + rel.parts[1] if len(rel.parts) > 2 else rel.parts[0], p))
     held_out = [(f"asterisk_{voice.name}", p) for voice in sorted((root / ASTERISK).iterdir())
                 for p in sorted(voice.rglob("*.wav"))]
@@ -108,12 +114,12 @@ def inventory(root: Path) -> dict[str, list[tuple[str, Path]]]:
 
 def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_segments: int = 40,
           extra_set: int = 1) -> dict:
-    """Log-mel features: each sound effect whole (set 2: the second set's too, as `sfx2`); `streams` stretches of continuous speech (one group's clips
-    back to back, as one person talking); `music_segments` random 10 s stretches of the soundtrack."""
+    """Log-mel features: each sound effect whole (set 2: its extra effects too, as `sfx2`); `streams` stretches of
+    continuous speech (one group's clips back to back, as one person talking); `music_segments` random 10 s
+    stretches of the soundtrack."""
     root = fetch()
     inv = inventory(root)
     rng = np.random.default_rng(seed)
-    out = {}
     sfx = []
     for group, p in inv["sfx"]:
         y = load16k(p)

@@ -101,6 +101,9 @@ def extra_aug(cfg):
                      "14 languages/voices, 106 animal/household/instrument sounds, 40 music segments"
                      + ("; set 2: 346 more sound effects from qabcs and Scratch" if int(cfg["extra_negatives"]) >= 2 else "")
                      + ")")
+    if cfg.get("swa_epochs"):
+        parts.append(f"stochastic weight averaging: {cfg['swa_epochs']} more epochs at lr "
+                     f"{cfg.get('swa_lr', cfg['max_lr'] / 10):g}, weights averaged, batch-norm statistics recomputed")
     if cfg.get("neg_aug"):
         parts.append("4 cached audio copies of every non-cry clip except FSDD's (pitch, stretch"
                      + (", noise as for cries)" if cfg.get("neg_aug_noise", True) else "; no noise)"))
