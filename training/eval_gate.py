@@ -81,6 +81,17 @@ def robustness_mixes(cry_files: list[str], noise_files: list[str], rng: np.rando
     return quiet, noisy
 
 
+def held_out_speech_files(d) -> tuple[dict[str, str], float]:
+    """({voice: wav path in `d`}, total minutes): extra_negatives.py's held-out Asterisk voices, each as
+    one file of continuous speech."""
+    voices = extra_negatives.speech_streams_for_eval()
+    files = {}
+    for v, y in voices.items():
+        files[v] = str(Path(d) / f"{v}.wav")
+        sf.write(files[v], y, 16000, subtype="PCM_16")
+    return files, sum(len(y) for y in voices.values()) / 16000 / 60
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -150,14 +161,9 @@ def main() -> None:
         lines += [f"- recall at -10 dB gain: **{rec_q:.3f}**; with household noise (ESC-50 non-cry clips) at 10 dB SNR: "
                   f"**{rec_n:.3f}**"]
         # Held-out continuous speech (not in any training set, so not in-sample): extra_negatives.py's Asterisk voices.
-        voices = extra_negatives.speech_streams_for_eval()
-        vf = {}
-        for v, y in voices.items():
-            vf[v] = str(Path(d) / f"{v}.wav")
-            sf.write(vf[v], y, 16000, subtype="PCM_16")
+        vf, minutes = held_out_speech_files(d)
         ro = detect(args.binary, list(vf.values()))
         n = {v: len(ro[f].get("segments", [])) for v, f in vf.items()}
-        minutes = sum(len(y) for y in voices.values()) / 16000 / 60
         lines += [f"- false alarms on {minutes:.0f} min of held-out continuous speech (Asterisk prompts, 5 voice sets, "
                   f"never trained on): **{sum(n.values())}** (" + ", ".join(f"{v.removeprefix('asterisk_')} {k}" for v, k in n.items())
                   + ")", ""]

@@ -33,8 +33,7 @@ sys.path.insert(0, str(HERE))
 import features as fx  # noqa: E402
 import metrics as M  # noqa: E402
 import train as T  # noqa: E402
-import extra_negatives  # noqa: E402
-from eval_gate import class_table, noncry_concatenation, robustness_mixes  # noqa: E402
+from eval_gate import class_table, held_out_speech_files, noncry_concatenation, robustness_mixes  # noqa: E402
 from export_model import export_model  # noqa: E402
 
 ROOT = HERE.parent
@@ -57,9 +56,10 @@ def fold_thresholds(res):
                                   np.array([o["fold"] for o in oof]))
 
 
-def held_out_summary(held_out: dict, voices: dict) -> dict:
-    minutes = sum(len(y) for y in voices.values()) / 16000 / 60
+def held_out_summary(held_out: dict, minutes: float) -> dict:
+    """{fold: {voice: alarms}} over `minutes` of held-out speech per fold gate -> the pooled figures."""
     n = sum(sum(v.values()) for v in held_out.values())
+    voices = next(iter(held_out.values()))
     return dict(false_alarms=int(n), minutes=float(minutes * len(held_out)), folds=len(held_out),
                 false_alarms_per_hour=float(n / (minutes * len(held_out) / 60)),
                 per_voice={v: int(sum(h[v] for h in held_out.values())) for v in voices})
@@ -96,13 +96,9 @@ def main():
     hours = {}
     speech_hours, speech_alarms = {}, {}
     robust = {"quiet": [], "noisy": []}
-    voices = extra_negatives.speech_streams_for_eval()
     held_out = {}
     with tempfile.TemporaryDirectory() as d:
-        voice_files = {}
-        for v, y in voices.items():
-            voice_files[v] = str(Path(d) / f"{v}.wav")
-            sf.write(voice_files[v], y, 16000, subtype="PCM_16")
+        voice_files, voice_minutes = held_out_speech_files(d)
         for k in T.FOLDS:
             tr = D.cry_training_items([f for f in T.FOLDS if f != k], cfg)
             mean, std = T.norm_stats(tr)  # exactly what train_model computed for this fold
@@ -157,7 +153,7 @@ def main():
             print(f"fold {k}: threshold {thr[k]:.4f}, " + ", ".join(
                 f"min {m}: {alarms[m][k]} alarms" for m in mins), flush=True)
 
-    hs = held_out_summary(held_out, voices)
+    hs = held_out_summary(held_out, voice_minutes)
     if a.held_out_speech_only:
         p = T.RUNS / a.run / f"gate_cv{suffix}.json"
         r = json.loads(p.read_text())

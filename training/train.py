@@ -75,6 +75,9 @@ def choose_reason(results: dict) -> str:
 SHIPPED_REASON = "reason_cv"  # replaced by choose_reason() once the variants' CV results exist
 CRY_CFG = dict(task="cry", epochs=25, steps_per_epoch=16, batch=64, max_lr=1e-2, div_factor=100,
                class_power=0.0, label_smoothing=0.05, aug=True, init=None, gain_db=10.0, seed=0)
+# cry2 + the extras of extra_negatives.py sampled at half weight (the shipped cry recipe since cry 1.3.0)
+EXTRAS_HALF = {"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5, "extra_music": 0.5}
+CRY13 = dict(steps_per_epoch=24, neg_source_boost=EXTRAS_HALF, extra_negatives=True)
 # cry-detector variants: cry_cv (CRY_CFG) always runs (its fold models pre-train the reason trunk)
 CRY_VARIANTS = {
     "cry2_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}),
@@ -100,23 +103,15 @@ CRY_VARIANTS = {
     "cry11_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5}, extra_negatives=True),
     # cry11 with a third more steps (more negatives to learn from); and with the extras sampled half as often
     "cry12_cv": dict(steps_per_epoch=32, neg_source_boost={"esc50": 2.5}, extra_negatives=True),
-    "cry13_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
-                                                           "extra_music": 0.5}, extra_negatives=True),
+    "cry13_cv": CRY13,
     # cry13 with the second set of extras (~350 more sound effects: qabcs noises, Scratch's sound library); two seeds
-    "cry14_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
-                                                           "extra_music": 0.5, "extra_sfx2": 0.5}, extra_negatives=2),
-    "cry14_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
-                                                                 "extra_music": 0.5, "extra_sfx2": 0.5}, extra_negatives=2,
-                           seed=1),
+    "cry14_cv": dict(CRY13, neg_source_boost=dict(EXTRAS_HALF, extra_sfx2=0.5), extra_negatives=2),
+    "cry14_seed1_cv": dict(CRY13, neg_source_boost=dict(EXTRAS_HALF, extra_sfx2=0.5), extra_negatives=2, seed=1),
     # cry13 with stochastic weight averaging (5 more epochs at lr 1e-3, averaged); two seeds
-    "cry15_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
-                                                           "extra_music": 0.5}, extra_negatives=True, swa_epochs=5),
-    "cry15_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
-                                                                 "extra_music": 0.5}, extra_negatives=True, swa_epochs=5,
-                           seed=1),
+    "cry15_cv": dict(CRY13, swa_epochs=5),
+    "cry15_seed1_cv": dict(CRY13, swa_epochs=5, seed=1),
     # cry13 again with another seed
-    "cry13_seed1_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5, "extra_speech": 0.5, "extra_sfx": 0.5,
-                                                                 "extra_music": 0.5}, extra_negatives=True, seed=1),
+    "cry13_seed1_cv": dict(CRY13, seed=1),
     "cry5_cv": dict(steps_per_epoch=24, neg_source_boost={"esc50": 2.5},
                     arch=dict(conv_channels=(32, 64, 128), lstm_hidden=128, dense=(64,), dropout=0.3, pooling="mean")),
 }
@@ -367,15 +362,8 @@ def train_model(items, cfg, init_state=None, log=None):
             w[neg] = base_p[neg] * (0.25 + pc)
             w[neg] *= base_p[neg].sum() / w[neg].sum()
             sampler.p = w / w.sum()
-        xb, yb = sampler.batch(cfg["batch"])
-        logits = model(to_input(xb, mean, std))
-        loss = F.cross_entropy(logits, torch.from_numpy(yb), label_smoothing=cfg["label_smoothing"])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        run_loss += train_step(model, opt, sampler, cfg, mean, std)
         sched.step()
-        run_loss += loss.item()
         if (step + 1) % cfg["steps_per_epoch"] == 0 and log:
             log(f"  epoch {(step + 1) // cfg['steps_per_epoch']:2d} loss {run_loss / cfg['steps_per_epoch']:.4f} "
                 f"({time.time() - t0:.0f}s)")
@@ -384,6 +372,17 @@ def train_model(items, cfg, init_state=None, log=None):
         model = weight_average(model, sampler, opt, cfg, mean, std, log)
     model.eval()
     return model, mean, std, time.time() - t0
+
+
+def train_step(model, opt, sampler, cfg, mean, std) -> float:
+    """One optimiser step on a fresh batch; returns the loss."""
+    xb, yb = sampler.batch(cfg["batch"])
+    loss = F.cross_entropy(model(to_input(xb, mean, std)), torch.from_numpy(yb), label_smoothing=cfg["label_smoothing"])
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    return loss.item()
 
 
 def weight_average(model, sampler, opt, cfg, mean, std, log=None):
@@ -398,13 +397,7 @@ def weight_average(model, sampler, opt, cfg, mean, std, log=None):
     for epoch in range(cfg["swa_epochs"]):
         model.train()
         for _ in range(cfg["steps_per_epoch"]):
-            xb, yb = sampler.batch(cfg["batch"])
-            loss = F.cross_entropy(model(to_input(xb, mean, std)), torch.from_numpy(yb),
-                                   label_smoothing=cfg["label_smoothing"])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+            train_step(model, opt, sampler, cfg, mean, std)
         swa.update_parameters(model)
         if log:
             log(f"  swa epoch {epoch + 1}: averaged {epoch + 1} snapshots")
