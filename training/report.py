@@ -500,7 +500,13 @@ def write_model_card(summaries, base, cry, TR):
       "parents in a phone app: hungry 305 (83 %), discomfort 21, tired 20, belly_pain 14, burping 6.")
     w("- Cry detector: all 1,267 clips: Donate-a-Cry 366 and ESC-50 crying_baby 32 as cries; non-cry: FSDD spoken "
       "digits 500, ESC-50 360 (49 classes), 8 librosa example recordings, 1 two-speaker conversation; plus generated "
-      "silence, pink/white noise and mains hum during training.")
+      "silence, pink/white noise and mains hum during training"
+      + (". Extra non-cry training audio from Debian packages (`training/extra_negatives.py`, sampled at half weight): "
+         "Tux Paint's spoken stamp descriptions as 400 six-second streams of continuous speech in 14 languages/voices "
+         "(GPL-2), its 106 animal/household/instrument sounds, 40 ten-second stretches of fillets-ng's music (GPL-2). "
+         "Held out from all training and used only to measure false alarms on talking: Asterisk's telephony prompts "
+         "(5 voice sets, CC-BY-SA-3.0 / CC-BY-3.0)."
+         if (load(TR.SHIPPED_CRY) or {}).get("cfg", {}).get("extra_negatives") else "."))
     w("- Augmentation: pitch shift ±2 semitones, time stretch ±10 %, background noise (non-cry clips of the training "
       "folds, pink noise, hum) at 0-20 dB SNR, random gain.\n")
     w("## Evaluation\n")
