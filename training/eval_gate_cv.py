@@ -60,7 +60,8 @@ def held_out_summary(held_out: dict, minutes: float) -> dict:
     """{fold: {voice: alarms}} over `minutes` of held-out speech per fold gate -> the pooled figures."""
     n = sum(sum(v.values()) for v in held_out.values())
     voices = next(iter(held_out.values()))
-    return dict(false_alarms=int(n), minutes=float(minutes * len(held_out)), folds=len(held_out),
+    return dict(false_alarms=int(n), minutes=float(minutes * len(held_out)), hours=float(minutes * len(held_out) / 60),
+                folds=len(held_out),
                 false_alarms_per_hour=float(n / (minutes * len(held_out) / 60)),
                 per_voice={v: int(sum(h[v] for h in held_out.values())) for v in voices})
 

@@ -112,10 +112,8 @@ def inventory(root: Path) -> dict[str, list[tuple[str, Path]]]:
     return {"speech": speech, "sfx": sfx, "music": music, "eval_speech": held_out, "sfx2": sfx2}
 
 
-def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_segments: int = 40,
-          extra_set: int = 1) -> dict:
-    """Log-mel features: each sound effect whole (set 2: its extra effects too, as `sfx2`); `streams` stretches of
-    continuous speech (one group's clips back to back, as one person talking); `music_segments` random 10 s
+def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_segments: int = 40) -> dict:
+    """Set 1's log-mel features: each sound effect whole; `streams` stretches of continuous speech (one group's clips back to back, as one person talking); `music_segments` random 10 s
     stretches of the soundtrack."""
     root = fetch()
     inv = inventory(root)
@@ -151,29 +149,40 @@ def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_
         s = int(rng.integers(0, max(1, len(y) - seg)))
         music.append(fx.logmel(y[s:s + seg]))
     out = {"sfx": sfx, "speech": speech, "music": music}
-    if extra_set >= 2:
-        out["sfx2"] = [fx.logmel(y) for y in (load16k(p) for _, p in inv["sfx2"]) if len(y) >= fx.SR // 4]
-        print(f"set 2: {len(out['sfx2'])} more sound effects")
     print(f"extra negatives: {len(sfx)} sound effects, {len(speech)} speech streams from {len(groups)} voices, "
           f"{len(music)} music segments from {len(tracks)} tracks")
     return out
 
 
-def load(extra_set: int = 1, rebuild: bool = False) -> dict[str, list[np.ndarray]]:
-    """The cached extras of set 1 ({"sfx", "speech", "music"}: lists of [frames, 64] log-mel) or set 2 (the same
-    plus "sfx2"), built on first use."""
-    path = CACHE_FILE if extra_set == 1 else CACHE_FILE.with_name(f"extra_set{extra_set}.npz")
-    keys = ("sfx", "speech", "music") + (("sfx2",) if extra_set >= 2 else ())
+def build_set2() -> dict:
+    """What set 2 adds to set 1: its sound effects, each whole."""
+    inv = inventory(fetch())
+    sfx2 = [fx.logmel(y) for y in (load16k(p) for _, p in inv["sfx2"]) if len(y) >= fx.SR // 4]
+    print(f"set 2: {len(sfx2)} more sound effects")
+    return {"sfx2": sfx2}
+
+
+def cached(path: Path, make, rebuild: bool = False) -> dict[str, list[np.ndarray]]:
+    """{name: list of log-mel arrays} from the .npz at `path`, made with `make()` and saved when missing."""
     if path.exists() and not rebuild:
         z = np.load(path, allow_pickle=True)
         if int(z["version"]) == CACHE_VERSION:
-            return {k: list(z[k]) for k in keys}
-    out = build(extra_set=extra_set)
+            return {k: list(z[k]) for k in z.files if k != "version"}
+    out = make()
     arr = {k: np.empty(len(v), object) for k, v in out.items()}
     for k, v in out.items():
         for i, x in enumerate(v):
             arr[k][i] = x
     np.savez(path, version=CACHE_VERSION, **arr)
+    return out
+
+
+def load(extra_set: int = 1, rebuild: bool = False) -> dict[str, list[np.ndarray]]:
+    """The extras of set 1 ({"sfx", "speech", "music"}: lists of [frames, 64] log-mel), or of set 2 (the same
+    plus "sfx2"), built and cached on first use."""
+    out = cached(CACHE_FILE, build, rebuild)
+    if extra_set >= 2:
+        out |= cached(CACHE_FILE.with_name("extra_sfx2.npz"), build_set2, rebuild)
     return out
 
 

@@ -335,9 +335,11 @@ def main(argv=None):
                     "fires on people talking far more often than on the back-to-back test signal.")
             ho = {k: gate_held_out(k) for k in cry_variants}
             if any(ho.values()):
-                w("\nHeld-out continuous speech (20 min of Asterisk telephony prompts: 5 voice sets in English, Spanish, "
-                  "French, Italian, Russian, back to back through each of the 4 fold gates = 80 min; no recipe trains on "
-                  "it): " + "; ".join(f"{k} {v['false_alarms']}" for k, v in ho.items() if v) + " false alarms in 80 min.")
+                m = next(v for v in ho.values() if v)
+                w(f"\nHeld-out continuous speech ({m['minutes'] / m['folds']:.0f} min of Asterisk telephony prompts: 5 voice "
+                  f"sets in English, Spanish, French, Italian, Russian, back to back through each of the {m['folds']} fold "
+                  f"gates = {m['minutes']:.0f} min; no recipe trains on it): "
+                  + "; ".join(f"{k} {v['false_alarms']}" for k, v in ho.items() if v) + f" false alarms in {m['minutes']:.0f} min.")
             w("")
         c = cry["cfg"]
         w(f"CRNN ({cry['params']:,} parameters; conv {cry['arch']['conv_channels']}, LSTM {cry['arch']['lstm_hidden']}), same features and windows; labels `[not_cry, cry]` (`is_cry`, all "

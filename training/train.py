@@ -688,7 +688,7 @@ def speech_alarm_rate(gate: dict) -> float:
     if not parts:
         return math.inf
     alarms = sum(p["false_alarms"] for p in parts)
-    hours = sum(p.get("hours", p.get("minutes", 0) / 60) for p in parts)
+    hours = sum(p["hours"] for p in parts)
     return round(alarms / hours)
 
 
