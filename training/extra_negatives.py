@@ -20,7 +20,7 @@ What (pinned package versions; licences from each package's copyright file):
   (`speech_streams_for_eval`): a false-alarm measurement on minutes of speech that no recipe has heard.
 
 `python3 training/extra_negatives.py` downloads the packages with `apt-get download` (no root needed), decodes,
-resamples to 16 kHz and caches log-mel features in training/cache/extra.npz; train.py's `extra_negatives`
+resamples to 16 kHz and caches log-mel features in training/cache/extra.npz (set 2 adds extra_sfx2.npz); train.py's `extra_negatives`
 option reads that cache.
 """
 from __future__ import annotations
