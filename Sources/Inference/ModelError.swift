@@ -45,7 +45,7 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .headerNotJSON(reason): "safetensors header is not valid JSON: \(reason)"
         case .headerNotObject: "safetensors header JSON is not an object"
         case let .invalidHeaderEntry(key, reason): "safetensors header entry \"\(key)\": \(reason)"
-        case let .unsupportedDType(tensor, dtype): "tensor \(tensor): dtype \(dtype) is not supported (only F32)"
+        case let .unsupportedDType(tensor, dtype): "tensor \(tensor): dtype \(dtype) is not supported here"
         case let .invalidDataOffsets(tensor, reason): "tensor \(tensor): invalid data_offsets: \(reason)"
         case let .missingMetadata(key): "model metadata is missing \"\(key)\""
         case let .invalidMetadata(key, reason): "model metadata \"\(key)\": \(reason)"

@@ -77,28 +77,7 @@ public struct ModelMetadata: Sendable, Equatable, Codable {
 
     /// Decodes the JSON text of the `deepinfant` metadata value; errors name the dotted key path.
     public static func decode(json: String) throws(ModelError) -> ModelMetadata {
-        let dec = JSONDecoder()
-        dec.keyDecodingStrategy = .convertFromSnakeCase
-        do {
-            return try dec.decode(ModelMetadata.self, from: Data(json.utf8))
-        } catch let e as DecodingError {
-            func path(_ c: DecodingError.Context, _ extra: (any CodingKey)? = nil) -> String {
-                let keys = c.codingPath + (extra.map { [$0] } ?? [])
-                let p = keys.map { $0.intValue.map { "[\($0)]" } ?? snake($0.stringValue) }.joined(separator: ".")
-                return p.replacingOccurrences(of: ".[", with: "[")
-            }
-            switch e {
-            case let .keyNotFound(k, c): throw .missingMetadata(key: path(c, k))
-            case let .valueNotFound(_, c): throw .missingMetadata(key: path(c))
-            case let .typeMismatch(t, c): throw .invalidMetadata(key: path(c), reason: "expected \(t)")
-            case let .dataCorrupted(c):
-                if c.codingPath.isEmpty { throw .invalidMetadata(key: metadataKey, reason: "not valid JSON: \(SafeTensorsFile.shortReason(e))") }
-                throw .invalidMetadata(key: path(c), reason: c.debugDescription)
-            @unknown default: throw .invalidMetadata(key: metadataKey, reason: String(describing: e))
-            }
-        } catch {
-            throw .invalidMetadata(key: metadataKey, reason: String(describing: error))
-        }
+        try MetadataDecoding.decode(ModelMetadata.self, json: json)
     }
 
     /// The document as JSON (snake_case keys, sorted), e.g. for `model inspect --json`.
@@ -177,11 +156,3 @@ public struct ModelMetadata: Sendable, Equatable, Codable {
     }
 }
 
-/// camelCase → snake_case for error messages (the file's spelling).
-private func snake(_ s: String) -> String {
-    var out = ""
-    for ch in s {
-        if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
-    }
-    return out
-}

@@ -137,6 +137,14 @@ public struct SafeTensorsFile: Sendable {
         }
     }
 
+    /// The tensor's values as signed bytes (I8 only: quantised weights of the YAMNet body).
+    public func int8s(_ name: String) throws(ModelError) -> [Int8] {
+        guard let t = tensors[name] else { throw .missingTensor(name: name) }
+        guard t.dtype == "I8" else { throw .unsupportedDType(tensor: name, dtype: t.dtype) }
+        let start = dataStart + t.dataRange.lowerBound
+        return bytes[start..<(start + t.elementCount)].map { Int8(bitPattern: $0) }
+    }
+
     static func shortReason(_ error: any Error) -> String {
         if let e = error as? DecodingError {
             switch e {
