@@ -11,7 +11,7 @@ struct DeepInfantEdge: AsyncParsableCommand {
         Offline tools work on audio files (WAV, FLAC, OGG; any rate, resampled to 16 kHz mono).
         """,
         version: BuildInfo.version,
-        subcommands: [RunCommand.self, ClassifyCommand.self, DetectCommand.self, FeaturesCommand.self, ModelCommand.self, BenchCommand.self, HACommand.self, RawAudioCommand.self, FleetCommand.self]
+        subcommands: [RunCommand.self, ClassifyCommand.self, DetectCommand.self, TagCommand.self, FeaturesCommand.self, ModelCommand.self, BenchCommand.self, HACommand.self, RawAudioCommand.self, FleetCommand.self]
     )
 }
 

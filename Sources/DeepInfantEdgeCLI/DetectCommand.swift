@@ -20,15 +20,22 @@ struct DetectCommand: ParsableCommand {
 
     @Argument(help: "Audio files (WAV, FLAC, OGG; any rate).") var files: [String]
     @Option(help: "Reason model file (default: the embedded model).") var model: String?
-    @Option(name: .customLong("cry-model"), help: "Cry detector model file (default: the embedded one).") var cryModel: String?
+    @Option(name: .customLong("cry-model"), help: "Cry detector model file: a cry head on YAMNet embeddings or a CRNN cry detector (default: the embedded one of --detector).") var cryModel: String?
+    @Option(help: "Stage-2 detector when no --cry-model is given: yamnet (default) or crnn.") var detector: String = "yamnet"
+    @Option(help: "YAMNet body model file (default: the embedded one).") var yamnet: String?
+    @Option(name: .customLong("min-cry-patches"), help: "YAMNet patches in a row that start an episode (default: the gate's).") var minCryPatches: Int?
     @Option(help: "Cry probability threshold (default: the cry model's recommended one).") var threshold: Double?
     @Option(name: .customLong("min-cry-windows"), help: "Cry windows in a row that start an episode (default: the gate's).") var minCryWindows: Int?
     @Flag(help: "One JSON object per line.") var json = false
 
     func run() throws {
         let reason = try model.map { try ModelBundle.load(path: $0) } ?? ModelBundle.embeddedDefault()
-        let cry = try cryModel.map { try ModelBundle.load(path: $0) } ?? ModelBundle.embeddedCryDetector()
+        guard detector == "yamnet" || detector == "crnn" else { throw ValidationError("--detector must be yamnet or crnn") }
+        let body = try yamnet.map { try YAMNetModel.load(path: $0) }
+        let cry: CryDetectorModel = try cryModel.map { try CryDetectorModel.load(cryModel: $0, body: body) }
+            ?? (detector == "crnn" ? .crnn(ModelBundle.embeddedCryDetector()) : .yamnet(body: body ?? YAMNetModel.embedded(), head: EmbeddingHead.embedded()))
         var settings = GateSettings()
+        if let minCryPatches { settings.minCryPatches = minCryPatches }
         if let threshold { settings.cryThreshold = threshold }
         if let minCryWindows { settings.minCryWindows = minCryWindows }
         var failed = false
@@ -68,10 +75,10 @@ struct DetectCommand: ParsableCommand {
         }
     }
 
-    static func detect(file: String, cry: ModelBundle, reason: ModelBundle, settings: GateSettings) throws -> Result {
+    static func detect(file: String, cry: CryDetectorModel, reason: ModelBundle, settings: GateSettings) throws -> Result {
         // Decoded block by block: an hour-long recording costs a block of memory, not the whole signal.
         let reader = try AudioFileReader(path: file)
-        let gate = try CryGate(cryModel: cry, reasonModel: reason, settings: settings)
+        let gate = try CryGate(detector: cry, reasonModel: reason, settings: settings)
         var events: [GateEvent] = []
         var total = 0
         let t0 = Date()

@@ -2,39 +2,37 @@ import Features
 import Foundation
 import Inference
 
-/// The stage between capture and reporting: stage 1 (`ActivityDetector`) on every sample, log-mel
-/// features on every sample (cheap: ~31 frames/s), and — only while something is louder than the
-/// background — stage 2, the cry detector CRNN on the last window every `analysisHopSeconds`, then the
-/// reason CRNN on cry windows. `EpisodeTracker` turns the windows into start/update/end events.
+/// The stage between capture and reporting: stage 1 (`ActivityDetector`) on every sample, the reason
+/// model's log-mel front end on every sample (cheap: ~31 frames/s), and — only while something is louder
+/// than the background — stage 2: the cry detector (`CryDetector`: YAMNet + cry head on 0.975 s patches
+/// every 0.48 s by default, or the CRNN on the reason front end's frames), then the reason CRNN on cry
+/// windows. `EpisodeTracker` turns the windows into start/update/end events. Each distinct front end is
+/// computed once: the CRNN detector shares the reason model's; YAMNet's is computed per scored patch.
 ///
-/// One instance per audio stream, used from one task at a time (it owns two engines' scratch memory).
+/// One instance per audio stream, used from one task at a time (it owns the engines' scratch memory).
 public final class CryGate {
     public private(set) var settings: GateSettings
-    public let cryModel: ModelBundle
+    public let detectorModel: CryDetectorModel
     public private(set) var reasonModel: ModelBundle
     public let featureParameters: LogMelParameters
 
     private let extractor: LogMelExtractor
-    private let cryEngine: CRNNEngine
+    private let detector: any CryDetector
     private var reasonEngine: CRNNEngine
     private var activity: ActivityDetector
     private var tracker: EpisodeTracker
-    private let cryIndex: Int
     private let windowFrames: Int
-    private var hopFrames: Int
-    /// The last `windowFrames` feature frames, oldest first (a sliding buffer, compacted in place).
+    /// The last `windowFrames` reason feature frames, oldest first (a sliding buffer, compacted in place).
     private var recent: [Float]
     private var features: FeatureMatrix
-    private var framesSinceAnalysis = 0
     private var totalFrames = 0
-    private var probs: [Float]
     private var reasonLog: [Float]
     private var levelEnergy = 0.0, levelCount = 0, levelStart = 0.0
     private var streamTime = 0.0
     private var baseDate: Date?
 
     /// Counters for diagnostics: analysis ticks, windows analysed by each model (ticks - cry windows =
-    /// ticks the activity detector kept the CRNNs asleep), and recent inference latencies.
+    /// ticks the activity detector kept the models asleep), and recent inference latencies.
     public private(set) var analysisTicks = 0
     public private(set) var cryWindowsAnalysed = 0
     public private(set) var reasonWindowsAnalysed = 0
@@ -44,7 +42,7 @@ public final class CryGate {
     /// Share of analysis ticks on which stage 2 ran (the "gate open ratio").
     public var gateOpenRatio: Double { analysisTicks == 0 ? 0 : Double(cryWindowsAnalysed) / Double(analysisTicks) }
 
-    /// p50 and p99 of the last 512 per-window inference times (cry + reason CRNN), in milliseconds.
+    /// p50 and p99 of the last 512 per-window inference times (cry detector + reason CRNN), in milliseconds.
     public var inferenceLatencyMilliseconds: (p50: Double, p99: Double)? {
         let n = min(latencyCount, latencies.count)
         guard n > 0 else { return nil }
@@ -52,39 +50,51 @@ public final class CryGate {
         return (sorted[n / 2] * 1000, sorted[min(n - 1, Int(Double(n) * 0.99))] * 1000)
     }
 
-    public init(cryModel: ModelBundle, reasonModel: ModelBundle, settings: GateSettings = GateSettings()) throws {
+    /// The old spelling: a CRNN cry detector.
+    public convenience init(cryModel: ModelBundle, reasonModel: ModelBundle, settings: GateSettings = GateSettings()) throws {
+        try self.init(detector: .crnn(cryModel), reasonModel: reasonModel, settings: settings)
+    }
+
+    public init(detector model: CryDetectorModel, reasonModel: ModelBundle, settings: GateSettings = GateSettings()) throws {
         try settings.validate()
-        guard cryModel.metadata.features.logMelParameters == reasonModel.metadata.features.logMelParameters else {
-            throw GateError.incompatibleModels("cry and reason models use different features")
-        }
-        guard let cryIndex = cryModel.labels.firstIndex(of: "cry") else {
-            throw GateError.incompatibleModels("cry model has no \"cry\" label (labels: \(cryModel.labels))")
-        }
         self.settings = settings
-        self.cryModel = cryModel
+        self.detectorModel = model
         self.reasonModel = reasonModel
-        self.cryIndex = cryIndex
-        featureParameters = cryModel.metadata.features.logMelParameters
+        featureParameters = reasonModel.metadata.features.logMelParameters
+        switch model {
+        case let .crnn(cry):
+            guard cry.metadata.features.logMelParameters == featureParameters else {
+                throw GateError.incompatibleModels("cry and reason models use different features")
+            }
+            detector = try CRNNCryDetector(model: cry, settings: settings)
+        case let .yamnet(body, head):
+            detector = try YAMNetCryDetector(body: body, head: head, settings: settings)
+        }
         extractor = try LogMelExtractor(parameters: featureParameters)
-        windowFrames = cryModel.metadata.window.frames
-        cryEngine = CRNNEngine(model: cryModel, maxFrames: windowFrames)
+        windowFrames = reasonModel.metadata.window.frames
         reasonEngine = CRNNEngine(model: reasonModel, maxFrames: windowFrames)
         activity = ActivityDetector(marginDB: settings.activityMarginDB, minDBFS: settings.activityMinDBFS)
-        let windowSeconds = Double(windowFrames * featureParameters.hopLength) / Double(featureParameters.sampleRate)
-        tracker = EpisodeTracker(settings: settings, labels: reasonModel.labels, windowSeconds: windowSeconds,
-                                 defaultThreshold: cryModel.metadata.gate?.threshold ?? 0.5)
-        hopFrames = Self.hopFrames(settings, featureParameters)
+        tracker = EpisodeTracker(settings: Self.trackerSettings(settings, model), labels: reasonModel.labels,
+                                 windowSeconds: detector.windowSeconds, defaultThreshold: model.recommendedThreshold)
         recent = []
         recent.reserveCapacity(2 * windowFrames * featureParameters.nMels)
         features = FeatureMatrix(nMels: featureParameters.nMels)
         features.values.reserveCapacity(64 * featureParameters.nMels)
-        probs = [Float](repeating: 0, count: cryModel.labels.count)
         reasonLog = [Float](repeating: 0, count: reasonModel.labels.count)
     }
 
-    static func hopFrames(_ s: GateSettings, _ p: LogMelParameters) -> Int {
-        max(1, Int((s.analysisHopSeconds * Double(p.sampleRate) / Double(p.hopLength)).rounded()))
+    /// The tracker counts "windows"; for the YAMNet detector those are patches.
+    static func trackerSettings(_ s: GateSettings, _ model: CryDetectorModel) -> GateSettings {
+        var t = s
+        if case .yamnet = model { t.minCryWindows = s.minCryPatches }
+        return t
     }
+
+    /// The embedding of the latest scored patch (YAMNet detector), for caregiver feedback.
+    public var lastEmbedding: [Float]? { (detector as? YAMNetCryDetector)?.lastEmbedding }
+
+    /// The id of the open episode, if any.
+    public var currentEpisode: UUID? { tracker.currentEpisode }
 
     public var isCrying: Bool { tracker.isCrying }
     /// The cry threshold in force.
@@ -95,17 +105,17 @@ public final class CryGate {
     public func update(settings new: GateSettings) throws {
         try new.validate()
         settings = new
-        tracker.settings = new
+        tracker.settings = Self.trackerSettings(new, detectorModel)
         activity.marginDB = new.activityMarginDB
         activity.minDBFS = new.activityMinDBFS
-        hopFrames = Self.hopFrames(new, featureParameters)
+        detector.update(settings: new)
     }
 
     /// Swaps the reason model between windows. Labels may change, so an open episode is closed first
     /// (its end event is returned) and the next cry opens a new one: no window is lost or counted twice.
     public func swapReasonModel(_ model: ModelBundle) throws -> [GateEvent] {
         guard model.metadata.features.logMelParameters == featureParameters, model.metadata.architecture.nMels == featureParameters.nMels else {
-            throw GateError.incompatibleModels("reason model features differ from the cry model's")
+            throw GateError.incompatibleModels("reason model features differ from the running front end's")
         }
         var events: [GateEvent] = []
         if tracker.isCrying { events = tracker.end(at: streamTime, date: date(at: streamTime)) }
@@ -131,6 +141,8 @@ public final class CryGate {
         }
         streamTime = chunkStart + Double(samples.count) / 16_000
         appendFrames(&events)
+        let points = samples.withUnsafeBufferPointer { detector.append($0, startSample: startIndex) }
+        for t in points { analyse(at: t, &events) }
         if Double(levelCount) / 16_000 >= settings.levelIntervalSeconds {
             events.append(.level(dbfs: (SoundLevel.dbfs(meanSquare: levelEnergy / Double(levelCount)) * 10).rounded() / 10,
                                  at: date(at: streamTime), streamTime: streamTime))
@@ -146,6 +158,7 @@ public final class CryGate {
         features.values.removeAll(keepingCapacity: true)
         extractor.finish(into: &features)
         appendFrames(&events)
+        if let t = detector.finish() { analyse(at: t, &events) }
         events += tracker.end(at: streamTime, date: date(at: streamTime))
         return events
     }
@@ -158,11 +171,7 @@ public final class CryGate {
             recent.append(contentsOf: features.frame(f))
             if recent.count > 2 * windowFrames * nMels { recent.removeFirst(recent.count - windowFrames * nMels) }
             totalFrames += 1
-            framesSinceAnalysis += 1
-            if framesSinceAnalysis >= hopFrames {
-                framesSinceAnalysis = 0
-                analyse(&events)
-            }
+            if detector.reasonFrameAppended(totalFrames: totalFrames) { analyse(at: frameTime, &events) }
         }
     }
 
@@ -172,45 +181,49 @@ public final class CryGate {
         Double((totalFrames - 1) * featureParameters.hopLength + featureParameters.nFFT / 2) / Double(featureParameters.sampleRate)
     }
 
-    private func analyse(_ events: inout [GateEvent]) {
+    /// One analysis point: the detector's window ending at `t`, then the reason CRNN if it is a cry.
+    private func analyse(at t: Double, _ events: inout [GateEvent]) {
         let nMels = featureParameters.nMels
         let hopSeconds = Double(featureParameters.hopLength) / Double(featureParameters.sampleRate)
-        var frames = min(windowFrames, recent.count / nMels)
-        let t = frameTime
+        let recentFrames = recent.count / nMels
         // Before an episode, look only at the audio since activity began (plus a quarter second): a cry
         // that has just started then fills the window instead of being diluted by the quiet before it,
-        // which brings the start event ~1 s closer to the onset.
+        // which brings the start event ~1 s closer to the onset (CRNN; a YAMNet patch has a fixed size).
+        var limit: Int?
         if !tracker.isCrying, let since = activity.activeSince {
-            let sinceFrames = Int(((t - since) / hopSeconds).rounded(.up)) + 8
-            frames = min(frames, max(16, sinceFrames))
+            limit = max(16, Int(((t - since) / hopSeconds).rounded(.up)) + 8)
         }
-        guard frames >= cryEngine.minFrames else { return }
-        let windowStart = t - Double(frames) * hopSeconds
+        let windowStart = t - min(detector.windowSeconds, Double(limit ?? Int.max / 2) * hopSeconds)
         // Stage 2 only if stage 1 saw activity inside this window, or while an episode is open (so a long
         // cry that the floor starts to absorb is still followed to its end).
         let active = activity.lastActive >= windowStart || tracker.isCrying
         var window = EpisodeTracker.Window(time: t, date: date(at: t), cryProbability: 0, reasonLogProbabilities: nil,
-                                           seconds: Double(frames) * hopSeconds)
-        analysisTicks += 1
+                                           seconds: detector.windowSeconds)
         if active {
             let started = DispatchTime.now().uptimeNanoseconds
-            defer {
-                latencies[latencyCount % latencies.count] = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
-                latencyCount += 1
-            }
-            let start = recent.count - frames * nMels
+            var scored = false
             recent.withUnsafeBufferPointer { all in
-                let slice = UnsafeBufferPointer(rebasing: all[start...])
-                probs.withUnsafeMutableBufferPointer { out in try? cryEngine.probabilities(features: slice, frames: frames, into: out) }
+                guard let (p, seconds) = detector.score(end: t, recent: all, recentFrames: recentFrames, limitFrames: limit) else { return }
+                scored = true
                 cryWindowsAnalysed += 1
-                window.cryProbability = Double(probs[cryIndex])
-                if window.cryProbability >= tracker.threshold {
-                    reasonLog.withUnsafeMutableBufferPointer { out in try? reasonEngine.logProbabilities(features: slice, frames: frames, into: out) }
+                window.cryProbability = p
+                window.seconds = seconds
+                if p >= tracker.threshold, recentFrames >= reasonEngine.minFrames {
+                    let frames = min(windowFrames, recentFrames, limit ?? windowFrames)
+                    let slice = UnsafeBufferPointer(rebasing: all[(recentFrames - max(frames, reasonEngine.minFrames)) * nMels..<recentFrames * nMels])
+                    reasonLog.withUnsafeMutableBufferPointer { out in try? reasonEngine.logProbabilities(features: slice, frames: max(frames, reasonEngine.minFrames), into: out) }
                     reasonWindowsAnalysed += 1
                     window.reasonLogProbabilities = reasonLog.map(Double.init)
                 }
             }
+            if scored {
+                latencies[latencyCount % latencies.count] = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
+                latencyCount += 1
+            } else if detector.usesReasonFrames {
+                return  // too few frames yet for the CRNN: no tick (as before)
+            }
         }
+        analysisTicks += 1
         // A quiet window costs no inference; it still resets a pending onset and advances the hang-over.
         events += tracker.add(window)
     }

@@ -11,3 +11,25 @@ extension ModelBundle {
         return try load(path: dir + "/" + embeddedCryModelName, verifySelfTest: verifySelfTest)
     }
 }
+
+extension YAMNetModel {
+    /// File name of the embedded YAMNet body (converted from Google's yamnet.tflite, Apache-2.0).
+    public static let embeddedName = "yamnet.safetensors"
+
+    public static func embedded(verifySelfTest: Bool = true) throws(ModelError) -> YAMNetModel {
+        guard let dir = ResourceLocator.resourceDirectory(),
+              FileManager.default.isReadableFile(atPath: dir + "/" + embeddedName) else { throw .embeddedModelMissing }
+        return try load(path: dir + "/" + embeddedName, verifySelfTest: verifySelfTest)
+    }
+}
+
+extension EmbeddingHead {
+    /// File name of the embedded cry head on YAMNet embeddings.
+    public static let embeddedName = "deepinfant-cry-head.safetensors"
+
+    public static func embedded(verifySelfTest: Bool = true) throws(ModelError) -> EmbeddingHead {
+        guard let dir = ResourceLocator.resourceDirectory(),
+              FileManager.default.isReadableFile(atPath: dir + "/" + embeddedName) else { throw .embeddedModelMissing }
+        return try load(path: dir + "/" + embeddedName, verifySelfTest: verifySelfTest)
+    }
+}
