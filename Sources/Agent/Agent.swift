@@ -18,7 +18,8 @@ import Synchronization
 /// the publisher flushes the outbox as far as the broker allows (deadline 5 s) and publishes `offline`.
 public final class Agent: Sendable {
     public let config: AgentConfig
-    public let cryModel: ModelBundle
+    /// Stage 2's cry detector (YAMNet body + cry head by default, or the CRNN).
+    public let cryDetector: CryDetectorModel
     public let reasonModel: ModelBundle
     /// Live changes from the control stage (remote config, model updates).
     public let control = AgentControl()
@@ -33,26 +34,40 @@ public final class Agent: Sendable {
     /// must be re-published for it.
     private let liveConfigHash: Mutex<(hash: String, changed: Bool)>
 
-    public init(config: AgentConfig, cryModel: ModelBundle, reasonModel: ModelBundle, logger: Logger = Logger(label: "deepinfant.agent")) {
+    /// A node whose gate runs the CRNN cry detector `cryModel`.
+    public convenience init(config: AgentConfig, cryModel: ModelBundle, reasonModel: ModelBundle, logger: Logger = Logger(label: "deepinfant.agent")) {
+        self.init(config: config, cryDetector: .crnn(cryModel), reasonModel: reasonModel, logger: logger)
+    }
+
+    public init(config: AgentConfig, cryDetector: CryDetectorModel, reasonModel: ModelBundle, logger: Logger = Logger(label: "deepinfant.agent")) {
         self.config = config
         liveConfigHash = Mutex((ConfigHash.of(config), false))
-        self.cryModel = cryModel
+        self.cryDetector = cryDetector
         self.reasonModel = reasonModel
         self.logger = logger
     }
 
     /// Loads the configured models; a model that fails to load is replaced by the embedded default, and
-    /// the log says so (a node with a bad model file still protects the nursery).
-    public static func loadModels(_ config: AgentConfig, logger: Logger) throws -> (cry: ModelBundle, reason: ModelBundle) {
-        func load(_ path: String?, embedded: () throws -> ModelBundle, what: String) throws -> ModelBundle {
+    /// the log says so (a node with a bad model file still protects the nursery). `gate.detector` picks
+    /// the cry detector: "yamnet" (body `model.yamnet_path` + head `model.cry_head_path`) or "crnn"
+    /// (`model.cry_path`).
+    public static func loadModels(_ config: AgentConfig, logger: Logger) throws -> (cry: CryDetectorModel, reason: ModelBundle) {
+        func load<M>(_ path: String?, what: String, _ loader: (String) throws -> M, embedded: () throws -> M) throws -> M {
             guard let path, !path.isEmpty else { return try embedded() }
-            do { return try ModelBundle.load(path: path) } catch {
+            do { return try loader(path) } catch {
                 logger.error("\(what) model file rejected, using the embedded model instead", metadata: ["path": "\(path)", "error": "\(error)"])
                 return try embedded()
             }
         }
-        return (try load(config.model.cryPath, embedded: { try ModelBundle.embeddedCryDetector() }, what: "cry"),
-                try load(config.model.path, embedded: { try ModelBundle.embeddedDefault() }, what: "reason"))
+        let cry: CryDetectorModel
+        if config.gate.detector == "crnn" {
+            cry = .crnn(try load(config.model.cryPath, what: "cry", { try ModelBundle.load(path: $0) }, embedded: { try ModelBundle.embeddedCryDetector() }))
+        } else {
+            let body = try load(config.model.yamnetPath, what: "YAMNet", { try YAMNetModel.load(path: $0) }, embedded: { try YAMNetModel.embedded() })
+            let head = try load(config.model.cryHeadPath, what: "cry head", { try EmbeddingHead.load(path: $0) }, embedded: { try EmbeddingHead.embedded() })
+            cry = .yamnet(body: body, head: head)
+        }
+        return (cry, try load(config.model.path, what: "reason", { try ModelBundle.load(path: $0) }, embedded: { try ModelBundle.embeddedDefault() }))
     }
 
     /// The node's MQTT publisher (and its outbox in the state directory), created on the first call and
@@ -102,7 +117,7 @@ public final class Agent: Sendable {
         await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
         await publisher.publishState(StatePayload(crying: false, since: Date()))
 
-        let gate = try CryGate(cryModel: cryModel, reasonModel: reasonModel, settings: config.gate)
+        let gate = try CryGate(detector: cryDetector, reasonModel: reasonModel, settings: config.gate)
         control.attach(gate)
         var reporter = EpisodeReporter(modelVersion: reasonModel.metadata.version)
         var level = -120.0

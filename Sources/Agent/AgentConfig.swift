@@ -45,8 +45,12 @@ public struct AgentConfig: Sendable, Equatable {
     public struct Model: Sendable, Equatable {
         /// Reason model file; empty: the embedded default.
         public var path: String?
-        /// Cry detector file; empty: the embedded default.
+        /// CRNN cry detector file (`gate.detector = "crnn"`); empty: the embedded one.
         public var cryPath: String?
+        /// Cry head on YAMNet embeddings (`gate.detector = "yamnet"`); empty: the embedded one.
+        public var cryHeadPath: String?
+        /// YAMNet body; empty: the embedded one.
+        public var yamnetPath: String?
     }
 
     public struct Logging: Sendable, Equatable {

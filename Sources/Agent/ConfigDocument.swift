@@ -39,8 +39,10 @@ public enum ConfigDocument {
                              ("cry_threshold", g.cryThreshold.map(n)), ("min_cry_windows", i(g.minCryWindows)),
                              ("hangover_s", n(g.hangoverSeconds)), ("update_interval_s", n(g.updateIntervalSeconds)),
                              ("reason_min_confidence", n(g.reasonMinConfidence)), ("level_interval_s", n(g.levelIntervalSeconds)),
-                             ("analysis_hop_s", n(g.analysisHopSeconds))]),
-            "model": section([("path", s(c.model.path)), ("cry_path", s(c.model.cryPath))]),
+                             ("analysis_hop_s", n(g.analysisHopSeconds)), ("detector", s(g.detector)),
+                             ("min_cry_patches", i(g.minCryPatches)), ("patch_hop_s", n(g.patchHopSeconds))]),
+            "model": section([("path", s(c.model.path)), ("cry_path", s(c.model.cryPath)), ("cry_head_path", s(c.model.cryHeadPath)),
+                              ("yamnet_path", s(c.model.yamnetPath))]),
             "log": section([("level", s(c.log.level))]),
             "control": section([("trusted_keys", .array(c.control.trustedKeys.map { .string($0) }))]),
         ])
@@ -85,10 +87,15 @@ public enum ConfigDocument {
             if let v = try r.double("reason_min_confidence") { c.gate.reasonMinConfidence = v }
             if let v = try r.double("level_interval_s") { c.gate.levelIntervalSeconds = v }
             if let v = try r.double("analysis_hop_s") { c.gate.analysisHopSeconds = v }
+            if let v = try r.string("detector") { c.gate.detector = v }
+            if let v = try r.int("min_cry_patches") { c.gate.minCryPatches = v }
+            if let v = try r.double("patch_hop_s") { c.gate.patchHopSeconds = v }
         }
         try root.section("model") { r throws(ConfigError) in
             c.model.path = try r.string("path")
             c.model.cryPath = try r.string("cry_path")
+            c.model.cryHeadPath = try r.string("cry_head_path")
+            c.model.yamnetPath = try r.string("yamnet_path")
         }
         try root.section("log") { r throws(ConfigError) in
             if let v = try r.string("level") { c.log.level = v }

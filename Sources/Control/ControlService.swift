@@ -187,7 +187,7 @@ public actor ControlService {
 
     private func publishConfigState() async {
         let g = agent.control.gateSettings ?? effective.gate
-        await publisher.publishConfigState(ConfigStatePayload(gate: .init(threshold: g.cryThreshold ?? agent.cryModel.metadata.gate?.threshold ?? 0.5),
+        await publisher.publishConfigState(ConfigStatePayload(gate: .init(threshold: g.cryThreshold ?? agent.cryDetector.recommendedThreshold),
                                                               reason: .init(minConfidence: g.reasonMinConfidence)))
     }
 
@@ -239,7 +239,7 @@ public actor ControlService {
     /// The pipeline must be running; then ``ModelAcceptance`` against this node's cry detector.
     private func validate(bytes: [UInt8], envelope: ModelEnvelope) throws(ModelUpdateError) -> ModelBundle {
         guard agent.control.isRunning else { throw .notRunning }
-        return try ModelAcceptance.check(bytes: bytes, envelope: envelope, frontEnd: agent.cryModel.metadata.features.logMelParameters,
+        return try ModelAcceptance.check(bytes: bytes, envelope: envelope, frontEnd: runningModel.metadata.features.logMelParameters,
                                          source: "cmd/model \(envelope.version)")
     }
 
@@ -330,9 +330,9 @@ public actor ControlService {
         case let .failure(bad): return failure("selftest", nil, error: bad.code, key: bad.key, message: bad.message)
         case let .success(object): if case let .string(id)? = object["request_id"] { requestID = id } else { requestID = nil }
         }
-        let results = [agent.cryModel, runningModel].map { model in
+        let results = (agent.cryDetector.models + [.crnn(runningModel)]).map { model in
             let r = model.runSelfTest()
-            return CommandResult.SelfTestSummary(model: model.metadata.name, version: model.metadata.version, passed: r.passed,
+            return CommandResult.SelfTestSummary(model: model.name, version: model.version, passed: r.passed,
                                                  maxDelta: r.maxDelta.isFinite ? r.maxDelta : -1, tolerance: r.tolerance)
         }
         let passed = results.allSatisfy(\.passed)

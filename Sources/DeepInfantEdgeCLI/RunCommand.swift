@@ -42,7 +42,7 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "deepinfant.agent")
         let models = try Agent.loadModels(cfg, logger: logger)
         let installed = ControlService.startupModel(stateDir: cfg.node.stateDir, configured: models.reason, logger: logger)
-        let agent = Agent(config: cfg, cryModel: models.cry, reasonModel: installed, logger: logger)
+        let agent = Agent(config: cfg, cryDetector: models.cry, reasonModel: installed, logger: logger)
         let keys: [SigningKeys.TrustedKey]
         do { keys = try SigningKeys.loadTrusted(paths: cfg.control.trustedKeys + trustedKeys) } catch {
             FileHandle.standardError.write(Data("deepinfant-edge: config error: control.trusted_keys: \(error)\n".utf8))

@@ -65,3 +65,13 @@ extension CryDetectorModel {
         }
     }
 }
+
+extension CryDetectorModel {
+    /// The model files behind the detector (self-tests, `info`).
+    public var models: [AnyModel] {
+        switch self {
+        case let .crnn(m): [.crnn(m)]
+        case let .yamnet(body, head): [.yamnet(body), .head(head)]
+        }
+    }
+}
