@@ -8,11 +8,11 @@ import Inference
 /// between chunks — never inside an analysis window — and no window is lost or analysed twice. Events a
 /// change causes (a model swap closes the open episode) are queued for the pipeline to publish in order.
 public final class AgentControl: @unchecked Sendable {
-    private let lock = NSLock()
-    private var gate: CryGate?
-    private var queued: [GateEvent] = []
+    fileprivate let lock = NSLock()
+    fileprivate var gate: CryGate?
+    fileprivate var queued: [GateEvent] = []
     private var settingsChanged = false
-    private var modelChanged = false
+    fileprivate var modelChanged = false
 
     public init() {}
 
@@ -55,6 +55,23 @@ public final class AgentControl: @unchecked Sendable {
             guard let gate else { throw AgentControlError.notRunning }
             let previous = gate.reasonModel
             queued += try gate.swapReasonModel(model)
+            modelChanged = true
+            return previous
+        }
+    }
+}
+
+extension AgentControl {
+    /// The cry detector in force.
+    public var cryDetector: CryDetectorModel? { lock.withLock { gate?.detectorModel } }
+
+    /// Swaps the cry detector's models between chunks; returns what it replaced (keep it for rollback).
+    @discardableResult
+    public func swapCryDetector(_ model: CryDetectorModel) throws -> CryDetectorModel {
+        try lock.withLock {
+            guard let gate else { throw AgentControlError.notRunning }
+            let previous = gate.detectorModel
+            queued += try gate.swapCryDetector(model)
             modelChanged = true
             return previous
         }

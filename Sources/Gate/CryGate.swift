@@ -12,12 +12,12 @@ import Inference
 /// One instance per audio stream, used from one task at a time (it owns the engines' scratch memory).
 public final class CryGate {
     public private(set) var settings: GateSettings
-    public let detectorModel: CryDetectorModel
+    public private(set) var detectorModel: CryDetectorModel
     public private(set) var reasonModel: ModelBundle
     public let featureParameters: LogMelParameters
 
     private let extractor: LogMelExtractor
-    private let detector: any CryDetector
+    private var detector: any CryDetector
     private var reasonEngine: CRNNEngine
     private var activity: ActivityDetector
     private var tracker: EpisodeTracker
@@ -124,6 +124,32 @@ public final class CryGate {
         reasonLog = [Float](repeating: 0, count: model.labels.count)
         tracker = EpisodeTracker(settings: settings, labels: model.labels, windowSeconds: tracker.windowSeconds,
                                  defaultThreshold: tracker.defaultThreshold)
+        return events
+    }
+
+    /// Swaps the cry detector's models between chunks (a new cry head or YAMNet body; the kind stays:
+    /// changing `gate.detector` is a restart). An open episode is closed first, as for a reason model, so
+    /// every episode is judged by one detector and one threshold from start to end.
+    public func swapCryDetector(_ model: CryDetectorModel) throws -> [GateEvent] {
+        guard model.kind == detectorModel.kind else {
+            throw GateError.incompatibleModels("the node runs the \(detectorModel.kind) detector; a \(model.kind) model needs gate.detector = \"\(model.kind)\" and a restart")
+        }
+        let next: any CryDetector
+        switch model {
+        case let .crnn(cry):
+            guard cry.metadata.features.logMelParameters == featureParameters else {
+                throw GateError.incompatibleModels("cry model features differ from the reason model's")
+            }
+            next = try CRNNCryDetector(model: cry, settings: settings)
+        case let .yamnet(body, head):
+            next = try YAMNetCryDetector(body: body, head: head, settings: settings)
+        }
+        var events: [GateEvent] = []
+        if tracker.isCrying { events = tracker.end(at: streamTime, date: date(at: streamTime)) }
+        detector = next
+        detectorModel = model
+        tracker = EpisodeTracker(settings: Self.trackerSettings(settings, model), labels: reasonModel.labels,
+                                 windowSeconds: next.windowSeconds, defaultThreshold: model.recommendedThreshold)
         return events
     }
 
