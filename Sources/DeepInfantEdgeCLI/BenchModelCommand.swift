@@ -17,9 +17,11 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "Timed inferences.") var iterations = 300
     @Option(help: "Untimed inferences first.") var warmup = 30
     @Option(help: "Matrix-product backend: openblas or swift.") var backend: String = MatMulBackend.openBLAS.rawValue
+    @Flag(help: "Bench the YAMNet body instead (front end + body per 0.975 s patch; --model then names a YAMNet file).") var yamnet = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
+        if yamnet { return try runYAMNet() }
         guard let backend = MatMulBackend(rawValue: backend) else {
             throw ValidationError("--backend must be one of \(MatMulBackend.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -71,6 +73,51 @@ struct BenchModelCommand: ParsableCommand {
             print(AllocationCounter.isAvailable
                   ? "allocations per inference: \(Double(allocations) / Double(times.count))"
                   : "allocations per inference: not measurable on this C library")
+            print(String(format: "peak RSS: %.1f MB (%.1f MB before loading the model)", ProcessMemory.peakMB(), rssBefore))
+        }
+    }
+
+    /// Per-patch latency of YAMNet (log-mel front end + body + classifier) on the model's self-test
+    /// waveform; `training/bench_yamnet.py` runs the TFLite interpreter on the same waveform.
+    func runYAMNet() throws {
+        let rssBefore = ProcessMemory.peakMB()
+        let body: YAMNetModel
+        do { body = try model.path.map { try YAMNetModel.load(path: $0) } ?? YAMNetModel.embedded() } catch {
+            throw CLIError(message: "model \(model.path ?? "(embedded YAMNet)"): \(error)")
+        }
+        let engine = YAMNetEngine(model: body)
+        var times = [Double](repeating: 0, count: max(1, iterations))
+        let clock = ContinuousClock()
+        var allocations: UInt64 = 0
+        body.selfTestInput.withUnsafeBufferPointer { x in
+            for _ in 0..<max(1, warmup) { engine.run(samples: x.baseAddress!) }
+            let before = AllocationCounter.current
+            for i in 0..<times.count {
+                let start = clock.now
+                engine.run(samples: x.baseAddress!)
+                let d = clock.now - start
+                times[i] = Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15
+            }
+            allocations = AllocationCounter.current - before
+        }
+        let sorted = times.sorted()
+        func pct(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int((q * Double(sorted.count - 1)).rounded()))] }
+        let result: [String: Any] = [
+            "engine": "swift", "model": body.source, "model_name": body.metadata.name, "model_version": body.metadata.version,
+            "parameters": body.parameterCount, "threads": 1, "iterations": times.count, "patch_samples": body.frontEnd.patchSamples,
+            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": times.reduce(0, +) / Double(times.count), "min_ms": sorted[0],
+            "allocations_per_inference": AllocationCounter.isAvailable ? Double(allocations) / Double(times.count) : -1,
+            "peak_rss_mb": ProcessMemory.peakMB(), "peak_rss_before_load_mb": rssBefore,
+            "embedding_head": Array(engine.embeddingBuffer.prefix(4)).map(Double.init),
+            "baby_cry_score": Double(engine.scoreBuffer[20]),
+        ]
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("YAMNet \(body.metadata.version) (\(body.parameterCount) parameters), one 0.975 s patch incl. front end, 1 thread")
+            print(String(format: "latency: p50 %.3f ms, p99 %.3f ms, mean %.3f ms, min %.3f ms over %d patches",
+                         pct(0.5), pct(0.99), times.reduce(0, +) / Double(times.count), sorted[0], times.count))
             print(String(format: "peak RSS: %.1f MB (%.1f MB before loading the model)", ProcessMemory.peakMB(), rssBefore))
         }
     }

@@ -142,7 +142,13 @@ public struct SafeTensorsFile: Sendable {
         guard let t = tensors[name] else { throw .missingTensor(name: name) }
         guard t.dtype == "I8" else { throw .unsupportedDType(tensor: name, dtype: t.dtype) }
         let start = dataStart + t.dataRange.lowerBound
-        return bytes[start..<(start + t.elementCount)].map { Int8(bitPattern: $0) }
+        let n = t.elementCount
+        return [Int8](unsafeUninitializedCapacity: n) { out, initialized in
+            bytes.withUnsafeBytes { raw in
+                if n > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress! + start, byteCount: n) }
+            }
+            initialized = n
+        }
     }
 
     static func shortReason(_ error: any Error) -> String {

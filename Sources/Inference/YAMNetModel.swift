@@ -70,7 +70,17 @@ public struct YAMNetModel: Sendable {
             switch t.dtype {
             case "I8":
                 let q = try file.int8s(name)
-                return (0..<q.count).map { Float(q[$0]) * scale[$0 / per] }
+                return [Float](unsafeUninitializedCapacity: q.count) { out, n in
+                    q.withUnsafeBufferPointer { qp in
+                        scale.withUnsafeBufferPointer { sp in
+                            for o in 0..<sp.count {
+                                let s = sp[o], base = o * per
+                                for i in base..<(base + per) { out[i] = Float(qp[i]) * s }
+                            }
+                        }
+                    }
+                    n = q.count
+                }
             default:
                 throw .unsupportedDType(tensor: name, dtype: t.dtype)
             }
