@@ -135,14 +135,19 @@ def _probs(model, feats: np.ndarray, norm_mean: float, norm_std: float, temperat
 
 
 def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """Plain safetensors writer (sorted names, 8-byte aligned header) so export needs no extra package."""
+    """Plain safetensors writer (sorted names, contiguous offsets, 8-byte aligned header) so export needs no extra
+    package. int8 arrays are written as `I8` (the YAMNet body's quantised weights); everything else as `F32`."""
     header: dict[str, Any] = {"__metadata__": metadata}
     offset = 0
     blobs = []
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype="<f4")
+        t = np.asarray(tensors[name])
+        if t.dtype == np.int8:
+            a, dtype = np.ascontiguousarray(t), "I8"
+        else:
+            a, dtype = np.ascontiguousarray(t, dtype="<f4"), "F32"
         b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
         offset += len(b)
         blobs.append(b)
     h = json.dumps(header, separators=(",", ":")).encode("utf-8")
