@@ -4,18 +4,21 @@ import Gate
 import Inference
 import Testing
 
-/// The gate as shipped (embedded cry detector and reason model, default settings) on real recordings:
-/// the contract the rest of the pipeline relies on, checked end to end inside the Gate module.
+/// The gate as shipped (embedded cry detectors — the default YAMNet + cry head, and the CRNN a small board
+/// may choose — and reason model, default settings) on real recordings: the contract the rest of the
+/// pipeline relies on, checked end to end inside the Gate module.
 @Suite("Shipped gate on real recordings")
 struct ShippedGateTests {
     static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
 
-    static func events(_ name: String) throws -> [GateEvent] {
-        try events(samples: try AudioFile.read(path: fixtures.appendingPathComponent(name).path))
+    static let detectors = ["yamnet", "crnn"]
+
+    static func events(_ name: String, _ detector: String) throws -> [GateEvent] {
+        try events(samples: try AudioFile.read(path: fixtures.appendingPathComponent(name).path), detector)
     }
 
-    static func events(samples: [Float]) throws -> [GateEvent] {
-        let gate = try CryGate(cryModel: try ModelBundle.embeddedCryDetector(), reasonModel: try ModelBundle.embeddedDefault())
+    static func events(samples: [Float], _ detector: String) throws -> [GateEvent] {
+        let gate = try CryGate(detector: try CryDetectorModel.embedded(kind: detector), reasonModel: try ModelBundle.embeddedDefault())
         var out: [GateEvent] = []
         let t0 = Date(timeIntervalSince1970: 0)
         // 512-sample chunks, as the capture stage delivers them by default.
@@ -27,9 +30,9 @@ struct ShippedGateTests {
         return out + gate.finish()
     }
 
-    @Test("an infant cry is one episode: a start in the first seconds, then an end with a reason")
-    func cryIsOneEpisode() throws {
-        let events = try Self.events("cry-hungry.flac")
+    @Test("an infant cry is one episode: a start in the first seconds, then an end with a reason", arguments: detectors)
+    func cryIsOneEpisode(_ detector: String) throws {
+        let events = try Self.events("cry-hungry.flac", detector)
         var starts: [Double] = [], ends = 0, reason: String?
         for event in events {
             switch event {
@@ -47,22 +50,23 @@ struct ShippedGateTests {
 
     /// People talking for minutes is the commonest sound in a home, and the visible data has little of it
     /// (FSDD's digits are half a second each): a cry model once passed the evaluation yet fired here.
-    @Test("two minutes of adult speech with short pauses start no episode, whatever the phase", arguments: [0, 1, 2, 3])
-    func talkingIsNotACry(_ phase: Int) throws {
+    @Test("two minutes of adult speech with short pauses start no episode, whatever the phase",
+          arguments: detectors, [0, 1, 2, 3])
+    func talkingIsNotACry(_ detector: String, _ phase: Int) throws {
         let speech = try AudioFile.read(path: Self.fixtures.appendingPathComponent("speech.flac").path)
         let one = speech + [Float](repeating: 0, count: 4000)
         var audio: [Float] = []
         while audio.count < 120 * 16_000 + one.count { audio += one }
         // Shift the start so the analysis grid meets the speech at other points.
         let offset = phase * 2048 + phase * 16_000
-        let episodes = try Self.events(samples: Array(audio[offset..<(offset + 120 * 16_000)]))
+        let episodes = try Self.events(samples: Array(audio[offset..<(offset + 120 * 16_000)]), detector)
             .filter { if case .cryStarted = $0 { return true } else { return false } }.count
-        #expect(episodes == 0, "phase \(phase)")
+        #expect(episodes == 0, "\(detector), phase \(phase)")
     }
 
-    @Test("adult speech and a barking dog start no episode", arguments: ["speech.flac", "dog.flac"])
-    func notACry(_ name: String) throws {
-        let events = try Self.events(name)
+    @Test("adult speech and a barking dog start no episode", arguments: detectors, ["speech.flac", "dog.flac"])
+    func notACry(_ detector: String, _ name: String) throws {
+        let events = try Self.events(name, detector)
         let starts = events.filter { if case .cryStarted = $0 { return true } else { return false } }
         #expect(starts.isEmpty, "\(name): \(starts)")
     }
