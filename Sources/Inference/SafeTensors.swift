@@ -137,6 +137,16 @@ public struct SafeTensorsFile: Sendable {
         }
     }
 
+    /// Runs `body` on the tensor's signed bytes in place (I8 only), without copying them.
+    public func withInt8s<T>(_ name: String, _ body: (UnsafeBufferPointer<Int8>) -> T) throws(ModelError) -> T {
+        guard let t = tensors[name] else { throw .missingTensor(name: name) }
+        guard t.dtype == "I8" else { throw .unsupportedDType(tensor: name, dtype: t.dtype) }
+        let start = dataStart + t.dataRange.lowerBound
+        return bytes.withUnsafeBytes { raw in
+            body(UnsafeBufferPointer(start: (raw.baseAddress! + start).assumingMemoryBound(to: Int8.self), count: t.elementCount))
+        }
+    }
+
     /// The tensor's values as signed bytes (I8 only: quantised weights of the YAMNet body).
     public func int8s(_ name: String) throws(ModelError) -> [Int8] {
         guard let t = tensors[name] else { throw .missingTensor(name: name) }

@@ -69,17 +69,17 @@ public struct YAMNetModel: Sendable {
             let per = shape.dropFirst().reduce(1, *)
             switch t.dtype {
             case "I8":
-                let q = try file.int8s(name)
-                return [Float](unsafeUninitializedCapacity: q.count) { out, n in
-                    q.withUnsafeBufferPointer { qp in
+                let count = shape.reduce(1, *)
+                return try file.withInt8s(name) { qp in
+                    [Float](unsafeUninitializedCapacity: count) { out, n in
                         scale.withUnsafeBufferPointer { sp in
                             for o in 0..<sp.count {
                                 let s = sp[o], base = o * per
                                 for i in base..<(base + per) { out[i] = Float(qp[i]) * s }
                             }
                         }
+                        n = count
                     }
-                    n = q.count
                 }
             default:
                 throw .unsupportedDType(tensor: name, dtype: t.dtype)
