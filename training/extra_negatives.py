@@ -21,7 +21,7 @@ What (pinned package versions; licences from each package's copyright file):
 
 `python3 training/extra_negatives.py` downloads the packages with `apt-get download` (no root needed), decodes,
 resamples to 16 kHz and caches log-mel features in training/cache/extra.npz (set 2 adds extra_sfx2.npz); train.py's `extra_negatives`
-option reads that cache.
+option reads that cache. `load_raw` gives the same items as raw 16 kHz audio (for yamnet_head.py).
 """
 from __future__ import annotations
 
@@ -112,9 +112,11 @@ def inventory(root: Path) -> dict[str, list[tuple[str, Path]]]:
     return {"speech": speech, "sfx": sfx, "music": music, "eval_speech": held_out, "sfx2": sfx2}
 
 
-def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_segments: int = 40) -> dict:
-    """Set 1's log-mel features: each sound effect whole; `streams` stretches of continuous speech (one group's clips back to back, as one person talking); `music_segments` random 10 s
-    stretches of the soundtrack."""
+def build_raw(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_segments: int = 40) -> dict:
+    """Set 1's items as raw 16 kHz audio ({"sfx", "speech", "music"}: lists of float32 waveforms): each sound
+    effect whole (at least 0.25 s); `streams` stretches of continuous speech (one group's clips back to back, as
+    one person talking); `music_segments` random 10 s stretches of the soundtrack. `build` is this through log-mel,
+    so both hold the same items in the same order (models on other features, e.g. yamnet_head.py, use this)."""
     root = fetch()
     inv = inventory(root)
     rng = np.random.default_rng(seed)
@@ -122,7 +124,7 @@ def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_
     for group, p in inv["sfx"]:
         y = load16k(p)
         if len(y) >= fx.SR // 4:
-            sfx.append(fx.logmel(y))
+            sfx.append(y)
     by_group: dict[str, list[Path]] = {}
     for group, p in inv["speech"]:
         by_group.setdefault(group, []).append(p)
@@ -140,26 +142,45 @@ def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_
             total += len(cache[p])
         y = np.concatenate(parts)
         s = int(rng.integers(0, len(y) - need + 1))
-        speech.append(fx.logmel(y[s:s + need]))
+        speech.append(y[s:s + need])
     music = []
     tracks = [load16k(p) for _, p in inv["music"]]
     seg = 10 * fx.SR
     for i in range(music_segments):
         y = tracks[i % len(tracks)]
         s = int(rng.integers(0, max(1, len(y) - seg)))
-        music.append(fx.logmel(y[s:s + seg]))
-    out = {"sfx": sfx, "speech": speech, "music": music}
+        music.append(y[s:s + seg])
     print(f"extra negatives: {len(sfx)} sound effects, {len(speech)} speech streams from {len(groups)} voices, "
           f"{len(music)} music segments from {len(tracks)} tracks")
+    return {"sfx": sfx, "speech": speech, "music": music}
+
+
+def build(seed: int = 7, streams: int = 400, stream_seconds: float = 6.0, music_segments: int = 40) -> dict:
+    """Set 1's log-mel features (the items of `build_raw`, same order)."""
+    raw = build_raw(seed, streams, stream_seconds, music_segments)
+    return {k: [fx.logmel(y) for y in v] for k, v in raw.items()}
+
+
+def build_set2_raw() -> dict:
+    """What set 2 adds to set 1, as raw 16 kHz audio: its sound effects, each whole (at least 0.25 s)."""
+    inv = inventory(fetch())
+    sfx2 = [y for y in (load16k(p) for _, p in inv["sfx2"]) if len(y) >= fx.SR // 4]
+    print(f"set 2: {len(sfx2)} more sound effects")
+    return {"sfx2": sfx2}
+
+
+def load_raw(extra_set: int = 1) -> dict[str, list[np.ndarray]]:
+    """The same items as `load(extra_set)`, as raw 16 kHz float32 waveforms instead of log-mel (not cached:
+    ~1 min to decode; callers cache what they compute from them)."""
+    out = build_raw()
+    if extra_set >= 2:
+        out |= build_set2_raw()
     return out
 
 
 def build_set2() -> dict:
     """What set 2 adds to set 1: its sound effects, each whole."""
-    inv = inventory(fetch())
-    sfx2 = [fx.logmel(y) for y in (load16k(p) for _, p in inv["sfx2"]) if len(y) >= fx.SR // 4]
-    print(f"set 2: {len(sfx2)} more sound effects")
-    return {"sfx2": sfx2}
+    return {k: [fx.logmel(y) for y in v] for k, v in build_set2_raw().items()}
 
 
 def cached(path: Path, make, rebuild: bool = False) -> dict[str, list[np.ndarray]]:

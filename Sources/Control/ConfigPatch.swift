@@ -30,6 +30,9 @@ public enum ConfigPatch {
         ("node.state_dir", "the state directory holds the override itself; change it in the config file"),
     ]
 
+    /// Keys of live sections that still need a restart.
+    public static let restartOnlyKeys: Set<String> = ["gate.detector"]
+
     /// Sections applied to the running pipeline without a restart.
     public static let liveSections: Set<String> = ["gate"]
 
@@ -38,6 +41,7 @@ public enum ConfigPatch {
         var full = AgentConfig()
         full.node.id = "x"; full.audio.input = "x"; full.mqtt.username = "x"; full.mqtt.password = "x"
         full.mqtt.caFile = "x"; full.gate.cryThreshold = 0.5; full.mqtt.certFile = "x"; full.mqtt.keyFile = "x"; full.model.path = "x"; full.model.cryPath = "x"
+        full.model.cryHeadPath = "x"; full.model.yamnetPath = "x"
         guard case let .object(sections) = ConfigDocument.encode(full) else { return [:] }
         var result: [String: Set<String>] = [:]
         for (name, section) in sections {
@@ -71,7 +75,8 @@ public enum ConfigPatch {
         let config = try ConfigDocument.decode(MergePatch.apply(patch, to: before))
         let old = flatten(before), new = flatten(ConfigDocument.encode(config))
         let changed = Set(old.keys).union(new.keys).filter { old[$0] != new[$0] }.sorted()
-        let restart = changed.filter { !liveSections.contains(String($0.prefix { $0 != "." })) }
+        // Switching the detector kind rebuilds stage 2 (other models, other memory): at the next start.
+        let restart = changed.filter { !liveSections.contains(String($0.prefix { $0 != "." })) || restartOnlyKeys.contains($0) }
         return ConfigChange(config: config, changedKeys: changed, restartKeys: restart,
                             override: MergePatch.compose(override, patch))
     }
