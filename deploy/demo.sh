@@ -41,7 +41,10 @@ mosquitto_sub -h "$host" -p "$port" -v -t 'deepinfant/#' -t 'homeassistant/+/dem
 sub_pid=$!
 sleep 0.3
 echo "== deepinfant-edge run --audio-device $device --real-time (for ${seconds} s): cry at 2-9 s, speech at 11-19 s, dog at 21-26 s"
+echo "   (cry gate: Google's YAMNet, converted and run by our engine, + a cry head on its embeddings; then the reason CRNN)"
 "$bin" run --broker "$broker" --node-id demo --audio-device "$device" --real-time \
   --state-dir "$work/state" --duration "$seconds" --log-level notice
 sleep 0.5
 echo "== agent stopped cleanly (status above ends with 'offline')"
+echo "== what the node hears, as AudioSet classes (deepinfant-edge tag --top 2), first patches of each recording:"
+for f in samples/cry-hungry.flac samples/speech.flac samples/dog.flac; do "$bin" tag --top 2 "$f" | head -4; done
