@@ -315,7 +315,7 @@ public actor ControlService {
             guard agent.control.isRunning else { throw ModelUpdateError.notRunning }
             let node = profile
             let candidate = try ModelAcceptance.classify(bytes: bytes, envelope: envelope, node: node,
-                                                         source: "cmd/model \(envelope.name ?? "") \(envelope.version)")
+                                                         source: "cmd/model \(envelope.version)")
             slot = candidate.slot
             let model = candidate.model
             announce(envelope.version, slot: candidate.slot)

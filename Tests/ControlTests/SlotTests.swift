@@ -224,3 +224,23 @@ extension NodeTests {
         #expect(m.reason.metadata.version == "4.0.0" && m.cry.version == "2.1.0")
     }
 }
+
+extension NodeTests {
+    @Test("fleet push-model signs and sends a cry head; fleet rollback --slot cry takes it back")
+    func fleetCLISlots() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: ModelVerifyCLITests.binary.path), "build the executable first (swift build)")
+        let node = try await TestNode(detector: Fixtures.yamnetDetector)
+        let head = node.broker.directory.appendingPathComponent("head-1.4.0.safetensors")
+        try Data(Fixtures.head(version: "1.4.0")).write(to: head)
+        let push = try ModelVerifyCLITests.cli(["fleet", "push-model", head.path, "--key", node.signingKey, "--node", "nursery",
+                                                "--broker", node.broker.url, "--timeout", "20"])
+        #expect(push.0 == 0 && push.1.contains("installed test-cry-head 1.4.0 (cry slot)"), "\(push.1)")
+        #expect(node.runningHead?.metadata.version == "1.4.0")
+        let back = try ModelVerifyCLITests.cli(["fleet", "rollback", "--slot", "cry", "--node", "nursery", "--broker", node.broker.url])
+        #expect(back.0 == 0 && back.1.contains("rolled back to test-cry-head 1.0.0 (cry slot)"), "\(back.1)")
+        #expect(node.runningHead?.metadata.version == "1.0.0")
+        let bad = try ModelVerifyCLITests.cli(["fleet", "rollback", "--slot", "gate", "--node", "nursery", "--broker", node.broker.url])
+        #expect(bad.0 != 0 && bad.1.contains("--slot"), "\(bad.1)")
+        try await node.stop()
+    }
+}
