@@ -27,9 +27,9 @@ public final class Agent: Sendable {
     private let startedAt = Date()
     /// Created by the first `publisher()` call (the control stage's, or `run()`'s), then reused.
     private let preparedPublisher = Mutex<NodePublisher?>(nil)
-    /// Newest model version announced to the node (HA `update` entity's "latest"), and whether `info`
-    /// must be re-published for it.
-    private let announcedModel = Mutex<(version: String?, changed: Bool)>((nil, false))
+    /// Newest model version announced to the node per slot (HA `update` entities' "latest"), and whether
+    /// `info` must be re-published for it.
+    private let announcedModels = Mutex<(versions: [ModelSlot: String], changed: Bool)>(([:], false))
     /// Hash of the configuration in force (the start-up `config` until a remote change), and whether `info`
     /// must be re-published for it.
     private let liveConfigHash: Mutex<(hash: String, changed: Bool)>
@@ -81,7 +81,8 @@ public final class Agent: Sendable {
             let outbox = try Outbox(path: config.node.stateDir + "/outbox.sqlite", bound: config.mqtt.outboxMaxEvents)
             let discovery = config.mqtt.discovery
                 ? HomeAssistantDiscovery(topics: topics, labels: reasonModel.labels, modelVersion: reasonModel.metadata.version,
-                                         softwareVersion: AgentInfo.softwareVersion)
+                                         softwareVersion: AgentInfo.softwareVersion,
+                                         modelSlots: ModelSlot.slots(for: cryDetector).map(\.rawValue))
                 : nil
             let publisher = try NodePublisher(settings: try mqttSettings(clientID: config.nodeID), topics: topics, outbox: outbox,
                                               discovery: discovery, logger: Logger(label: "deepinfant.mqtt"))
@@ -90,10 +91,14 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Records the newest model version announced to this node (a signed model envelope, installed or not);
-    /// `info.model.latest_version` carries it from the next chunk on, for Home Assistant's `update` entity.
-    public func announceLatestModelVersion(_ version: String) {
-        announcedModel.withLock { $0 = (version, true) }
+    /// Records the newest model version announced to this node for a slot (a signed model envelope,
+    /// installed or not); `info.models[].latest_version` (and for the reason slot `info.model.latest_version`)
+    /// carries it from the next chunk on, for Home Assistant's `update` entities.
+    public func announceLatestModelVersion(_ version: String, slot: ModelSlot = .reason) {
+        announcedModels.withLock { announced in
+            announced.versions[slot] = version
+            announced.changed = true
+        }
     }
 
     /// Records the configuration now in force (after a remote `cmd/config`), so `info.config_hash` shows
@@ -177,7 +182,7 @@ public final class Agent: Sendable {
                     await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
                 } else {
                     await report(changes.events)
-                    if announcedModel.withLock({ $0.changed }) || liveConfigHash.withLock({ $0.changed }) {
+                    if announcedModels.withLock({ $0.changed }) || liveConfigHash.withLock({ $0.changed }) {
                         await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
                     }
                 }
@@ -217,18 +222,25 @@ public final class Agent: Sendable {
 
     private func info(nodeID: String, audio: String) -> InfoPayload {
         let model = control.reasonModel ?? reasonModel
-        let latest = announcedModel.withLock { announced in
+        let detector = control.cryDetector ?? cryDetector
+        let latest = announcedModels.withLock { announced in
             announced.changed = false
-            return announced.version
+            return announced.versions
+        }
+        var models = [InfoPayload.SlotModel(slot: ModelSlot.reason.rawValue, kind: "crnn", name: model.metadata.name,
+                                            version: model.metadata.version, latestVersion: latest[.reason] ?? model.metadata.version)]
+        for slot in ModelSlot.slots(for: detector) where slot != .reason {
+            guard let m = detector.model(in: slot) else { continue }
+            models.append(.init(slot: slot.rawValue, kind: m.architectureType, name: m.name, version: m.version, latestVersion: latest[slot] ?? m.version))
         }
         return InfoPayload(nodeID: nodeID, softwareVersion: AgentInfo.softwareVersion,
                     model: .init(name: model.metadata.name, version: model.metadata.version, labels: model.labels,
-                                 latestVersion: latest),
+                                 latestVersion: latest[.reason]),
                     audioDevice: audio, startedAt: startedAt, uptimeS: Date().timeIntervalSince(startedAt).rounded(),
                     configHash: liveConfigHash.withLock { live in
                         live.changed = false
                         return live.hash
-                    })
+                    }, models: models)
     }
 
     private func mqttSettings(clientID: String) throws -> MQTTSettings {

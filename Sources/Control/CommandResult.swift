@@ -10,10 +10,15 @@ public struct CommandResult: Codable, Sendable, Equatable {
         public var name: String
         public var version: String
         public var sha256: String?
-        public init(name: String, version: String, sha256: String? = nil) {
+        /// In `ping`'s `models` list: the model slot and the file's `architecture.type`.
+        public var slot: String?
+        public var kind: String?
+        public init(name: String, version: String, sha256: String? = nil, slot: String? = nil, kind: String? = nil) {
             self.name = name
             self.version = version
             self.sha256 = sha256
+            self.slot = slot
+            self.kind = kind
         }
     }
 
@@ -23,8 +28,10 @@ public struct CommandResult: Codable, Sendable, Equatable {
         public var passed: Bool
         public var maxDelta: Double
         public var tolerance: Double
+        /// The model slot (`reason`, `cry`, `yamnet`).
+        public var slot: String?
         enum CodingKeys: String, CodingKey {
-            case model, version, passed, tolerance
+            case model, version, passed, tolerance, slot
             case maxDelta = "max_delta"
         }
     }
@@ -49,9 +56,14 @@ public struct CommandResult: Codable, Sendable, Equatable {
     public var restartKeys: [String]?
     /// `cmd/config {}`: the effective configuration, secrets redacted.
     public var config: JSONValue?
-    /// The reason model in force after the command, and the one it replaced.
+    /// `cmd/model`, `cmd/rollback`: the model slot the command changed (`reason`, `cry`, `yamnet`), and
+    /// the model in force in it after the command, and the one it replaced. (`ping`: `model` is the reason
+    /// model.)
+    public var slot: String?
     public var model: ModelSummary?
     public var previousModel: ModelSummary?
+    /// `cmd/ping`: the model of every slot, with `slot` and `kind`.
+    public var models: [ModelSummary]?
     public var selftest: [SelfTestSummary]?
     /// `cmd/ping`.
     public var uptimeS: Double?
@@ -60,7 +72,7 @@ public struct CommandResult: Codable, Sendable, Equatable {
     public var timestamp: Date
 
     enum CodingKeys: String, CodingKey {
-        case command, ok, error, key, message, changed, config, model, selftest, timestamp
+        case command, ok, error, key, message, changed, config, model, models, slot, selftest, timestamp
         case requestID = "request_id", nodeID = "node_id", configHash = "config_hash"
         case restartRequired = "restart_required", restartKeys = "restart_keys", previousModel = "previous_model"
         case uptimeS = "uptime_s", softwareVersion = "software_version", pipelineRunning = "pipeline_running"

@@ -10,28 +10,34 @@ import Messaging
 ///
 /// Commands run one at a time (this is an actor), in arrival order; a model install with its self-test
 /// holds the queue for well under a second. Every command is validated completely before anything changes,
-/// so a refused command leaves configuration, override file, model store and pipeline as they were.
+/// so a refused command leaves configuration, override file, model stores and pipeline as they were.
 ///
 /// - `config`: a JSON merge patch (RFC 7396) of the TOML-shaped configuration; `{}` returns the config.
-/// - `model`: a signed ``ModelEnvelope``; installs and swaps the reason model between chunks.
-/// - `rollback`: back to the previous reason model (and again: forth).
+/// - `model`: a signed ``ModelEnvelope``; the model file says which model slot it is for (``ModelSlot``:
+///   the reason model, the cry detector's model — a cry head on a yamnet node, a CRNN cry detector on a
+///   crnn node —, the YAMNet body); it is checked against the models of the other slots, self-tested,
+///   stored in that slot's ``ModelStore`` and swapped in between chunks.
+/// - `rollback`: back to the previous model of a slot (`"slot"`, default `reason`), and again: forth.
 /// - `ping`, `selftest`: liveness, versions; the models' built-in self-tests.
 public actor ControlService {
     public nonisolated let agent: Agent
     public nonisolated let publisher: NodePublisher
+    /// The reason slot's store (``stores`` has every slot's).
     public nonisolated let store: ModelStore
+    public nonisolated let stores: [ModelSlot: ModelStore]
     private let trusted: [SigningKeys.TrustedKey]
-    /// The reason model used when nothing is installed (the configured file, or the embedded default).
+    /// The models used when nothing is installed in a slot (the configured files, or the embedded defaults).
     private let baselineModel: ModelBundle
+    private let baselineDetector: CryDetectorModel
     private let logger: Logger
     private let startedAt = Date()
     private var effective: AgentConfig
     private var override: JSONValue
-    /// The store entry of the reason model in force (nil: the baseline), and the model it replaced, kept
-    /// in memory so that a rollback needs no disk.
-    private var runningEntry: ModelStore.Entry?
-    private var kept: (entry: ModelStore.Entry?, model: ModelBundle)?
-    private var latestAnnounced: String?
+    /// Per slot: the store entry of the model in force (absent: the baseline), and the model it replaced,
+    /// kept in memory so that a rollback needs no disk.
+    private var runningEntries: [ModelSlot: ModelStore.Entry] = [:]
+    private var kept: [ModelSlot: (entry: ModelStore.Entry?, model: AnyModel)] = [:]
+    private var latestAnnounced: [ModelSlot: String] = [:]
     private var loop: Task<Void, Never>?
 
     /// Largest `cmd/config` (and `ping`/`selftest`/`rollback`) payload read.
@@ -42,20 +48,38 @@ public actor ControlService {
     ///   - trustedKeys: public keys whose model signatures are accepted.
     ///   - baselineModel: the reason model for "nothing installed"; default: the one the agent started with
     ///     unless that came from the model store (pass the configured model then, as `run` does).
+    ///   - baselineCryDetector: the same for the cry and yamnet slots: the configured cry detector.
     public init(agent: Agent, config: AgentConfig, trustedKeys: [SigningKeys.TrustedKey], publisher: NodePublisher,
-                baselineModel: ModelBundle? = nil, logger: Logger = Logger(label: "deepinfant.control")) throws {
+                baselineModel: ModelBundle? = nil, baselineCryDetector: CryDetectorModel? = nil,
+                logger: Logger = Logger(label: "deepinfant.control")) throws {
         self.agent = agent
         self.publisher = publisher
         self.trusted = trustedKeys
         self.effective = config
         self.override = try ConfigOverride.load(stateDir: config.node.stateDir)
-        self.store = ModelStore(stateDir: config.node.stateDir)
+        var stores: [ModelSlot: ModelStore] = [:]
+        for slot in ModelSlot.allCases { stores[slot] = ModelStore(stateDir: config.node.stateDir, slot: slot) }
+        self.stores = stores
+        self.store = stores[.reason]!
         self.logger = logger
-        let current = try? store.state().current
-        if let current, agent.reasonModel.source == store.path(of: current) {
-            runningEntry = current
+        for (slot, store) in stores {
+            let running = slot == .reason ? agent.reasonModel.source : agent.cryDetector.model(in: slot)?.source
+            if let current = try? store.state().current, running == store.path(of: current) { runningEntries[slot] = current }
         }
         self.baselineModel = baselineModel ?? agent.reasonModel
+        self.baselineDetector = baselineCryDetector ?? agent.cryDetector
+        // A newer model the store still holds (installed, then rolled back) is an available update: the
+        // Home Assistant `update` entity says so after a restart too.
+        for slot in ModelSlot.slots(for: agent.cryDetector) {
+            guard let running = slot == .reason ? AnyModel.crnn(agent.reasonModel) : agent.cryDetector.model(in: slot),
+                  let state = try? stores[slot]!.state() else { continue }
+            let known = [state.current, state.previous].compactMap { $0 }
+                .filter { ($0.kind ?? (slot == .reason ? "crnn" : "")) == running.architectureType }.map(\.version)
+            if let newest = known.max(by: { ModelVersion.compare($0, $1) < 0 }), ModelVersion.compare(newest, running.version) > 0 {
+                latestAnnounced[slot] = newest
+                agent.announceLatestModelVersion(newest, slot: slot)
+            }
+        }
     }
 
     /// The reason model to start with: the installed one when it exists and validates, else `configured`
@@ -69,6 +93,78 @@ public actor ControlService {
         case let .failure(error)?:
             logger.error("installed model rejected, using the configured one", metadata: ["error": "\(error)"])
             return configured
+        }
+    }
+
+    /// The models to start with, slot by slot: each slot's installed current model when it exists, validates
+    /// and fits the models of the other slots (``ModelAcceptance/fit(_:slot:node:)``), else the configured
+    /// one. A broken install, or one that does not fit (e.g. a cry head installed while the node ran the
+    /// yamnet detector, after a switch to `gate.detector = "crnn"`), is logged and skipped, never fatal.
+    public static func startupModels(stateDir: String, configured: (cry: CryDetectorModel, reason: ModelBundle),
+                                     logger: Logger) -> (cry: CryDetectorModel, reason: ModelBundle) {
+        func installed(_ slot: ModelSlot) -> AnyModel? {
+            switch ModelStore(stateDir: stateDir, slot: slot).currentAnyModel() {
+            case nil: return nil
+            case let .success(model)?: return model
+            case let .failure(error)?:
+                logger.error("installed \(slot) model rejected, using the configured one", metadata: ["error": "\(error)"])
+                return nil
+            }
+        }
+        func skipped(_ slot: ModelSlot, _ model: AnyModel, _ why: String) {
+            logger.error("installed \(slot) model does not fit, using the configured one",
+                         metadata: ["model": "\(model.name) \(model.version)", "reason": "\(why)"])
+        }
+        func fits(_ model: AnyModel, _ slot: ModelSlot, _ node: NodeProfile) -> Bool {
+            (try? ModelAcceptance.fit(model, slot: slot, node: node)) != nil
+        }
+        let reason = startupModel(stateDir: stateDir, configured: configured.reason, logger: logger)
+        let reasons = reason.source == configured.reason.source ? [reason] : [reason, configured.reason]
+        switch configured.cry {
+        case let .crnn(configuredCry):
+            var cries = [configuredCry]
+            if let m = installed(.cry) {
+                if case let .crnn(c) = m, c.metadata.task == "cry" { cries.insert(c, at: 0) } else {
+                    skipped(.cry, m, "the node runs the crnn cry detector (gate.detector); the installed model is of kind \(m.architectureType)")
+                }
+            }
+            for r in reasons {
+                let node = NodeProfile(detector: "crnn", frontEnd: r.metadata.features.logMelParameters)
+                for c in cries where fits(.crnn(c), .cry, node) {
+                    if r.source != reason.source { skipped(.reason, .crnn(reason), "its front end differs from the cry detector's") }
+                    if c.source != cries[0].source { skipped(.cry, .crnn(cries[0]), "its front end differs from the reason model's") }
+                    if c.source != configuredCry.source {
+                        logger.info("using the installed cry model", metadata: ["model": "\(c.metadata.name) \(c.metadata.version)"])
+                    }
+                    return (.crnn(c), r)
+                }
+            }
+            return (configured.cry, configured.reason)
+        case let .yamnet(configuredBody, configuredHead):
+            var bodies = [configuredBody], heads = [configuredHead]
+            if let m = installed(.yamnet) {
+                if case let .yamnet(b) = m { bodies.insert(b, at: 0) } else { skipped(.yamnet, m, "not a YAMNet body") }
+            }
+            if let m = installed(.cry) {
+                if case let .head(h) = m { heads.insert(h, at: 0) } else {
+                    skipped(.cry, m, "the node runs the yamnet cry detector (gate.detector); the installed model is of kind \(m.architectureType)")
+                }
+            }
+            let frontEnd = reason.metadata.features.logMelParameters
+            for b in bodies {
+                for h in heads where fits(.head(h), .cry, NodeProfile(detector: "yamnet", frontEnd: frontEnd, body: .init(b))) {
+                    if b.source != bodies[0].source { skipped(.yamnet, .yamnet(bodies[0]), "it does not fit the cry head") }
+                    if h.source != heads[0].source { skipped(.cry, .head(heads[0]), "it does not fit the YAMNet body") }
+                    if b.source != configuredBody.source {
+                        logger.info("using the installed YAMNet body", metadata: ["model": "\(b.metadata.name) \(b.metadata.version)"])
+                    }
+                    if h.source != configuredHead.source {
+                        logger.info("using the installed cry head", metadata: ["model": "\(h.metadata.name) \(h.metadata.version)"])
+                    }
+                    return (.yamnet(body: b, head: h), reason)
+                }
+            }
+            return (configured.cry, reason)
         }
     }
 
@@ -111,8 +207,8 @@ public actor ControlService {
         let result: CommandResult
         switch command.name {
         case "config": result = await configCommand(command.payload)
-        case "model": result = modelCommand(command.payload)
-        case "rollback": result = rollbackCommand(command.payload)
+        case "model": result = await modelCommand(command.payload)
+        case "rollback": result = await rollbackCommand(command.payload)
         case "ping": result = pingCommand(command.payload)
         case "selftest": result = selftestCommand(command.payload)
         default:
@@ -187,41 +283,68 @@ public actor ControlService {
 
     private func publishConfigState() async {
         let g = agent.control.gateSettings ?? effective.gate
-        await publisher.publishConfigState(ConfigStatePayload(gate: .init(threshold: g.cryThreshold ?? agent.cryDetector.recommendedThreshold),
+        await publisher.publishConfigState(ConfigStatePayload(gate: .init(threshold: g.cryThreshold ?? runningDetector.recommendedThreshold),
                                                               reason: .init(minConfidence: g.reasonMinConfidence)))
     }
 
     // MARK: - model
 
-    private var runningModel: ModelBundle { agent.control.reasonModel ?? agent.reasonModel }
+    private var runningReason: ModelBundle { agent.control.reasonModel ?? agent.reasonModel }
+    private var runningDetector: CryDetectorModel { agent.control.cryDetector ?? agent.cryDetector }
 
-    private func modelCommand(_ payload: [UInt8]) -> CommandResult {
+    /// The model in force in a slot (nil: a slot this node does not have).
+    private func runningModel(_ slot: ModelSlot) -> AnyModel? {
+        slot == .reason ? .crnn(runningReason) : runningDetector.model(in: slot)
+    }
+
+    /// The model of a slot when nothing is installed there.
+    private func baseline(_ slot: ModelSlot) -> AnyModel? {
+        slot == .reason ? .crnn(baselineModel) : baselineDetector.model(in: slot)
+    }
+
+    /// The running models, as the acceptance checks see them.
+    private var profile: NodeProfile { NodeProfile(detector: runningDetector, reason: runningReason) }
+
+    private func modelCommand(_ payload: [UInt8]) async -> CommandResult {
         var requestID: String?
+        var slot: ModelSlot?
         do {
             let envelope = try ModelEnvelope.decode(payload)
             requestID = envelope.requestID
             let bytes = try envelope.verify(trusted: trusted)
-            announce(envelope.version)
-            let running = runningModel.metadata.version
-            if ModelVersion.compare(envelope.version, running) < 0, envelope.force != true {
+            guard agent.control.isRunning else { throw ModelUpdateError.notRunning }
+            let node = profile
+            let candidate = try ModelAcceptance.classify(bytes: bytes, envelope: envelope, node: node,
+                                                         source: "cmd/model \(envelope.version)")
+            slot = candidate.slot
+            let model = candidate.model
+            announce(envelope.version, slot: candidate.slot)
+            if let running = runningModel(candidate.slot)?.version, ModelVersion.compare(envelope.version, running) < 0, envelope.force != true {
                 throw ModelUpdateError.downgrade(running: running, offered: envelope.version)
             }
-            let model = try validate(bytes: bytes, envelope: envelope)
-            let entry = ModelStore.Entry(sha256: envelope.sha256, version: model.metadata.version, name: model.metadata.name)
-            let before = try storeState()
+            try ModelAcceptance.fit(model, slot: candidate.slot, node: node)
+            try ModelAcceptance.selfTest(model)
+            let entry = ModelStore.Entry(sha256: envelope.sha256, version: model.version, name: model.name, kind: model.architectureType)
+            let before = try storeState(candidate.slot)
             var after = before
             if before.current?.sha256 != entry.sha256 {
                 after = ModelStore.State(current: entry, previous: before.current)
             }
-            let previous = try swap(to: model, entry: entry, before: before, after: after, bytes: bytes)
-            var r = success("model", requestID, message: "installed \(model.metadata.name) \(model.metadata.version)")
-            r.model = .init(name: model.metadata.name, version: model.metadata.version, sha256: entry.sha256)
-            r.previousModel = .init(name: previous.metadata.name, version: previous.metadata.version)
+            let previous = try swap(candidate.slot, to: model, entry: entry, before: before, after: after, bytes: bytes)
+            if candidate.slot == .cry { await publishConfigState() }  // the recommended threshold may differ
+            var r = success("model", requestID, message: "installed \(model.name) \(model.version) (\(candidate.slot) slot)")
+            r.slot = candidate.slot.rawValue
+            r.model = .init(name: model.name, version: model.version, sha256: entry.sha256)
+            r.previousModel = .init(name: previous.name, version: previous.version, sha256: before.current?.sha256)
             return r
         } catch let error as ModelUpdateError {
-            return failure("model", requestID ?? Self.lenientRequestID(payload), error: error.code, key: error.key, message: error.description)
+            var r = failure("model", requestID ?? Self.lenientRequestID(payload), error: error.code, key: error.key, message: error.description)
+            r.slot = slot?.rawValue
+            return r
         } catch {
-            return failure("model", requestID ?? Self.lenientRequestID(payload), error: "internal", key: nil, message: "\(error)")
+            var r = failure("model", requestID ?? Self.lenientRequestID(payload), error: "internal", key: nil, message: "\(error)")
+            r.slot = slot?.rawValue
+            return r
         }
     }
 
@@ -236,74 +359,119 @@ public actor ControlService {
         return (try? JSONDecoder().decode(OnlyID.self, from: Data(payload)))?.requestID
     }
 
-    /// The pipeline must be running; then ``ModelAcceptance`` against this node's cry detector.
-    private func validate(bytes: [UInt8], envelope: ModelEnvelope) throws(ModelUpdateError) -> ModelBundle {
-        guard agent.control.isRunning else { throw .notRunning }
-        return try ModelAcceptance.check(bytes: bytes, envelope: envelope, frontEnd: runningModel.metadata.features.logMelParameters,
-                                         source: "cmd/model \(envelope.version)")
-    }
-
-    /// Commits `after` to the store (writing `bytes` first when given), then swaps between chunks; if the
-    /// swap fails, `before` is committed again. Returns the model that was running.
-    private func swap(to model: ModelBundle, entry: ModelStore.Entry?, before: ModelStore.State, after: ModelStore.State,
-                      bytes: [UInt8]?) throws(ModelUpdateError) -> ModelBundle {
+    /// Commits `after` to the slot's store (writing `bytes` first when given), then swaps between chunks; if
+    /// the swap fails, `before` is committed again. Returns the model that was running in the slot.
+    private func swap(_ slot: ModelSlot, to model: AnyModel, entry: ModelStore.Entry?, before: ModelStore.State, after: ModelStore.State,
+                      bytes: [UInt8]?) throws(ModelUpdateError) -> AnyModel {
+        let store = stores[slot]!
         do { try store.commit(after, writing: bytes, for: entry) } catch { throw .storeFailed("\(error)") }
-        let previous: ModelBundle
-        do { previous = try agent.control.swapReasonModel(model) } catch {
+        let previous: AnyModel
+        do { previous = try swapIn(model, slot: slot) } catch {
             try? store.commit(before)
             throw .swapFailed("\(error)")
         }
-        if entry != runningEntry || previous.source != model.source { kept = (runningEntry, previous) }
-        runningEntry = entry
+        if entry != runningEntries[slot] || previous.source != model.source { kept[slot] = (runningEntries[slot], previous) }
+        runningEntries[slot] = entry
         return previous
     }
 
-    private func storeState() throws(ModelUpdateError) -> ModelStore.State {
+    /// Puts `model` into its slot of the running gate (between chunks); returns the slot's previous model.
+    private func swapIn(_ model: AnyModel, slot: ModelSlot) throws -> AnyModel {
+        let detector: CryDetectorModel
+        switch (slot, model, runningDetector) {
+        case let (.reason, .crnn(m), _):
+            return .crnn(try agent.control.swapReasonModel(m))
+        case let (.cry, .crnn(m), .crnn):
+            detector = .crnn(m)
+        case let (.cry, .head(h), .yamnet(body, _)):
+            detector = .yamnet(body: body, head: h)
+        case let (.yamnet, .yamnet(b), .yamnet(_, head)):
+            detector = .yamnet(body: b, head: head)
+        default:
+            throw ModelUpdateError.wrongDetector("a \(model.architectureType) model cannot go into the \(slot) slot of a \(runningDetector.kind) node")
+        }
+        let previous = try agent.control.swapCryDetector(detector)
+        guard let replaced = previous.model(in: slot) else {
+            throw ModelUpdateError.wrongDetector("the node ran a \(previous.kind) detector")
+        }
+        return replaced
+    }
+
+    private func storeState(_ slot: ModelSlot) throws(ModelUpdateError) -> ModelStore.State {
+        let store = stores[slot]!
         do { return try store.state() } catch { throw .storeFailed("reading \(store.directory)/installed.json: \(error)") }
     }
 
-    /// Remembers the newest signed version seen, for the Home Assistant `update` entity.
-    private func announce(_ version: String) {
-        let installed = runningModel.metadata.version
-        let newest = [latestAnnounced, version, installed].compactMap { $0 }.max { ModelVersion.compare($0, $1) < 0 }!
-        guard newest != latestAnnounced else { return }
-        latestAnnounced = newest
-        agent.announceLatestModelVersion(newest)
+    /// Remembers the newest signed version seen for a slot, for its Home Assistant `update` entity.
+    private func announce(_ version: String, slot: ModelSlot) {
+        let installed = runningModel(slot)?.version
+        let newest = [latestAnnounced[slot], version, installed].compactMap { $0 }.max { ModelVersion.compare($0, $1) < 0 }!
+        guard newest != latestAnnounced[slot] else { return }
+        latestAnnounced[slot] = newest
+        agent.announceLatestModelVersion(newest, slot: slot)
     }
 
     // MARK: - rollback
 
-    private func rollbackCommand(_ payload: [UInt8]) -> CommandResult {
+    private func rollbackCommand(_ payload: [UInt8]) async -> CommandResult {
         var requestID: String?
+        var slot = ModelSlot.reason
         do {
+            let object: [String: JSONValue]
             switch parseObject(payload, allowEmpty: true) {
             case let .failure(bad): return failure("rollback", nil, error: bad.code, key: bad.key, message: bad.message)
-            case let .success(object): if case let .string(id)? = object["request_id"] { requestID = id }
+            case let .success(o): object = o
+            }
+            if case let .string(id)? = object["request_id"] { requestID = id }
+            let slots = profile.slots
+            switch object["slot"] {
+            case nil: break
+            case let .string(name)?:
+                guard let s = ModelSlot(rawValue: name), slots.contains(s) else {
+                    throw ModelUpdateError.unknownSlot(name, available: slots.map(\.rawValue))
+                }
+                slot = s
+            case let value?:
+                throw ModelUpdateError.unknownSlot(value.jsonText, available: slots.map(\.rawValue))
             }
             guard agent.control.isRunning else { throw ModelUpdateError.notRunning }
-            let before = try storeState()
+            let before = try storeState(slot)
             let target: ModelStore.Entry?
             if let previous = before.previous { target = previous } else if before.current != nil { target = nil } else {
                 throw ModelUpdateError.nothingToRollBack
             }
-            let model: ModelBundle
-            if let kept, kept.entry == target {
-                model = kept.model
+            let model: AnyModel
+            if let k = kept[slot], k.entry == target {
+                model = k.model
             } else if let target {
-                do { model = try store.load(target) } catch { throw ModelUpdateError.invalidModel(error) }
+                do { model = try stores[slot]!.loadAny(target) } catch { throw ModelUpdateError.invalidModel(error) }
+            } else if let b = baseline(slot) {
+                model = b
             } else {
-                model = baselineModel
+                throw ModelUpdateError.nothingToRollBack
             }
+            // The model must still belong to this slot and fit the models of the other slots in force.
+            let node = profile
+            guard try ModelAcceptance.slot(of: model, node: node) == slot else {
+                throw ModelUpdateError.wrongDetector("the \(slot) store holds a \(model.architectureType) model")
+            }
+            try ModelAcceptance.fit(model, slot: slot, node: node)
             let after = ModelStore.State(current: target, previous: before.current)
-            let previous = try swap(to: model, entry: target, before: before, after: after, bytes: nil)
-            var r = success("rollback", requestID, message: "rolled back to \(model.metadata.name) \(model.metadata.version)")
-            r.model = .init(name: model.metadata.name, version: model.metadata.version, sha256: target?.sha256)
-            r.previousModel = .init(name: previous.metadata.name, version: previous.metadata.version, sha256: before.current?.sha256)
+            let previous = try swap(slot, to: model, entry: target, before: before, after: after, bytes: nil)
+            if slot == .cry { await publishConfigState() }
+            var r = success("rollback", requestID, message: "rolled back to \(model.name) \(model.version) (\(slot) slot)")
+            r.slot = slot.rawValue
+            r.model = .init(name: model.name, version: model.version, sha256: target?.sha256)
+            r.previousModel = .init(name: previous.name, version: previous.version, sha256: before.current?.sha256)
             return r
         } catch let error as ModelUpdateError {
-            return failure("rollback", requestID, error: error.code, key: error.key, message: error.description)
+            var r = failure("rollback", requestID, error: error.code, key: error.key, message: error.description)
+            r.slot = slot.rawValue
+            return r
         } catch {
-            return failure("rollback", requestID, error: "internal", key: nil, message: "\(error)")
+            var r = failure("rollback", requestID, error: "internal", key: nil, message: "\(error)")
+            r.slot = slot.rawValue
+            return r
         }
     }
 
@@ -315,11 +483,15 @@ public actor ControlService {
         case let .failure(bad): return failure("ping", nil, error: bad.code, key: bad.key, message: bad.message)
         case let .success(object): if case let .string(id)? = object["request_id"] { requestID = id } else { requestID = nil }
         }
-        let model = runningModel
+        let model = runningReason
         var r = success("ping", requestID, message: "pong")
         r.uptimeS = (Date().timeIntervalSince(startedAt) * 10).rounded() / 10
         r.softwareVersion = AgentInfo.softwareVersion
-        r.model = .init(name: model.metadata.name, version: model.metadata.version, sha256: runningEntry?.sha256)
+        r.model = .init(name: model.metadata.name, version: model.metadata.version, sha256: runningEntries[.reason]?.sha256)
+        r.models = profile.slots.compactMap { slot in
+            runningModel(slot).map { .init(name: $0.name, version: $0.version, sha256: runningEntries[slot]?.sha256, slot: slot.rawValue,
+                                           kind: $0.architectureType) }
+        }
         r.pipelineRunning = agent.control.isRunning
         return r
     }
@@ -330,10 +502,13 @@ public actor ControlService {
         case let .failure(bad): return failure("selftest", nil, error: bad.code, key: bad.key, message: bad.message)
         case let .success(object): if case let .string(id)? = object["request_id"] { requestID = id } else { requestID = nil }
         }
-        let results = (agent.cryDetector.models + [.crnn(runningModel)]).map { model in
+        // The body first, then the cry detector's model, then the reason model (as `models` always listed them).
+        let slots: [ModelSlot] = [.yamnet, .cry, .reason]
+        let results = slots.compactMap { slot in runningModel(slot).map { (slot, $0) } }.map { slot, model in
             let r = model.runSelfTest()
             return CommandResult.SelfTestSummary(model: model.name, version: model.version, passed: r.passed,
-                                                 maxDelta: r.maxDelta.isFinite ? r.maxDelta : -1, tolerance: r.tolerance)
+                                                 maxDelta: r.maxDelta.isFinite ? r.maxDelta : -1, tolerance: r.tolerance,
+                                                 slot: slot.rawValue)
         }
         let passed = results.allSatisfy(\.passed)
         var r = passed ? success("selftest", requestID, message: "all self-tests passed")

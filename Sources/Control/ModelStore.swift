@@ -1,21 +1,28 @@
+import Agent
 import Foundation
 import Inference
 
-/// Installed reason models in `<state_dir>/models/`: each file named by its SHA-256, plus `installed.json`
-/// naming the current and the previous one. Replacing `installed.json` (atomically) is the single commit
+/// Installed models of one model slot: the reason slot in `<state_dir>/models/` (where it always was),
+/// the others in `<state_dir>/models/<slot>/` (`models/cry/`, `models/yamnet/`). Each file is named by its
+/// SHA-256, plus `installed.json` naming the current and the previous one. Replacing `installed.json` (atomically) is the single commit
 /// point of an install or a rollback, so a power cut leaves either the old or the new choice, and the file
 /// it names is always complete (written and fsynced before).
 ///
 /// `current == nil` means "the model from the config file (or the embedded default)".
+/// The slots are independent: each has its own commit point, so an install touches one slot only.
 public struct ModelStore: Sendable {
     public struct Entry: Codable, Sendable, Equatable {
         public var sha256: String
         public var version: String
         public var name: String
-        public init(sha256: String, version: String, name: String) {
+        /// The model file's `architecture.type` (`crnn`, `embedding_head`, `yamnet`); absent in entries
+        /// written before model slots (all reason models).
+        public var kind: String?
+        public init(sha256: String, version: String, name: String, kind: String? = nil) {
             self.sha256 = sha256
             self.version = version
             self.name = name
+            self.kind = kind
         }
     }
 
@@ -29,8 +36,12 @@ public struct ModelStore: Sendable {
     }
 
     public let directory: String
+    public let slot: ModelSlot
 
-    public init(stateDir: String) { directory = stateDir + "/models" }
+    public init(stateDir: String, slot: ModelSlot = .reason) {
+        self.slot = slot
+        directory = slot == .reason ? stateDir + "/models" : stateDir + "/models/\(slot.rawValue)"
+    }
 
     var statePath: String { directory + "/installed.json" }
 
@@ -58,9 +69,14 @@ public struct ModelStore: Sendable {
         }
     }
 
-    /// Loads and fully validates (self-test included) a stored model.
+    /// Loads and fully validates (self-test included) a stored reason model.
     public func load(_ entry: Entry) throws(ModelError) -> ModelBundle {
         try ModelBundle.load(path: path(of: entry))
+    }
+
+    /// Loads and fully validates (self-test included) a stored model of any kind.
+    public func loadAny(_ entry: Entry) throws(ModelError) -> AnyModel {
+        try AnyModel.load(path: path(of: entry))
     }
 
     /// The model `run` should start with: the installed current model when there is one and it still
@@ -69,6 +85,16 @@ public struct ModelStore: Sendable {
         do {
             guard let entry = try state().current else { return nil }
             return .success(try load(entry))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// ``currentModel()`` for any kind (the cry and yamnet slots).
+    public func currentAnyModel() -> Result<AnyModel, any Error>? {
+        do {
+            guard let entry = try state().current else { return nil }
+            return .success(try loadAny(entry))
         } catch {
             return .failure(error)
         }

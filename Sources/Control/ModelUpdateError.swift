@@ -16,7 +16,15 @@ public enum ModelUpdateError: Error, Equatable, Sendable, CustomStringConvertibl
     case invalidModel(ModelError)
     case versionMismatch(envelope: String, model: String)
     case nameMismatch(envelope: String, model: String)
-    case wrongTask(String)
+    /// The model's task fits no model slot of this node (e.g. a YAMNet body on a crnn node).
+    case wrongTask(String, why: String? = nil)
+    /// A cry-detector model of the other detector kind (a cry head on a crnn node, a CRNN cry detector on a
+    /// yamnet node): `gate.detector` and a restart change the kind.
+    case wrongDetector(String)
+    /// A cry head for another body, or a body its cry head was not trained on (name or embedding size).
+    case bodyMismatch(key: String, reason: String)
+    /// `cmd/rollback`'s `slot` is not one of this node's model slots.
+    case unknownSlot(String, available: [String])
     case incompatibleFeatures(String)
     case notRunning
     case nothingToRollBack
@@ -47,6 +55,9 @@ public enum ModelUpdateError: Error, Equatable, Sendable, CustomStringConvertibl
         case .versionMismatch: "version_mismatch"
         case .nameMismatch: "name_mismatch"
         case .wrongTask: "wrong_task"
+        case .wrongDetector: "wrong_detector"
+        case .bodyMismatch: "body_mismatch"
+        case .unknownSlot: "unknown_slot"
         case .incompatibleFeatures: "incompatible_features"
         case .notRunning: "not_running"
         case .nothingToRollBack: "nothing_to_roll_back"
@@ -65,6 +76,10 @@ public enum ModelUpdateError: Error, Equatable, Sendable, CustomStringConvertibl
         case .downgrade, .versionMismatch: "version"
         case .nameMismatch: "name"
         case .malformedJSON: "(root)"
+        case .wrongTask: "task"
+        case .wrongDetector: "architecture.type"
+        case let .bodyMismatch(key, _): key
+        case .unknownSlot: "slot"
         case let .invalidModel(e):
             switch e {
             case let .nonFiniteWeight(tensor, _), let .shapeMismatch(tensor, _, _): tensor
@@ -91,7 +106,10 @@ public enum ModelUpdateError: Error, Equatable, Sendable, CustomStringConvertibl
         case let .invalidModel(e): "model rejected: \(e)"
         case let .versionMismatch(envelope, model): "the envelope says version \(envelope), the model file says \(model)"
         case let .nameMismatch(envelope, model): "the envelope says name \(envelope), the model file says \(model)"
-        case let .wrongTask(task): "not a reason model (task \"\(task)\")"
+        case let .wrongTask(task, why): "not a model for this node (task \"\(task)\")" + (why.map { ": \($0)" } ?? "")
+        case let .wrongDetector(why): "wrong cry detector kind: \(why)"
+        case let .bodyMismatch(_, why): "the cry head and the YAMNet body do not fit: \(why)"
+        case let .unknownSlot(slot, available): "no model slot \"\(slot)\" on this node (\(available.joined(separator: ", ")))"
         case let .incompatibleFeatures(why): "model features cannot be used by this node's front end: \(why)"
         case .notRunning: "the audio pipeline is not running"
         case .nothingToRollBack: "no previous model to roll back to"

@@ -85,6 +85,9 @@ struct FleetListCommand: AsyncParsableCommand {
             let model = n.info.map { info in
                 "\(info.model.name) \(info.model.version)"
                     + (info.model.latestVersion.map { $0 != info.model.version ? " (latest \($0))" : "" } ?? "")
+                    + (info.models ?? []).filter { $0.slot != "reason" }.map { m in
+                        "; \(m.slot) \(m.name) \(m.version)" + (m.latestVersion.map { $0 != m.version ? " (latest \($0))" : "" } ?? "")
+                    }.joined()
             } ?? "-"
             let cry: String
             if let s = n.state {
@@ -129,7 +132,8 @@ struct FleetConfigCommand: AsyncParsableCommand {
 struct FleetPushModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push-model",
-        abstract: "Sign a model and send it to nodes (cmd/model); they verify, self-test, store and swap it."
+        abstract: "Sign a model and send it to nodes (cmd/model); they verify, self-test, store and swap it.",
+        discussion: "Any model kind: a reason model, a cry head or CRNN cry detector (the cry slot), a YAMNet body (the yamnet slot); the node picks the slot from the file and refuses a model that does not fit what it runs."
     )
     @OptionGroup var connection: FleetConnectionOptions
     @OptionGroup var targets: FleetTargetOptions
@@ -141,9 +145,10 @@ struct FleetPushModelCommand: AsyncParsableCommand {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: model)))
         var envelope: ModelEnvelope
         if let key {
-            let bundle: ModelBundle
-            do { bundle = try ModelBundle.load(bytes: bytes, source: model) } catch { throw CLIError(message: "refusing to push: \(error)") }
-            envelope = try ModelEnvelope.sign(modelBytes: bytes, name: bundle.metadata.name, version: bundle.metadata.version,
+            // Any kind: a reason model, a cry head or CRNN cry detector, a YAMNet body (the node picks the slot).
+            let any: AnyModel
+            do { any = try AnyModel.load(bytes: bytes, source: model) } catch { throw CLIError(message: "refusing to push: \(error)") }
+            envelope = try ModelEnvelope.sign(modelBytes: bytes, name: any.name, version: any.version,
                                               key: try SigningKeys.loadPrivate(path: key))
         } else {
             do { envelope = try ModelEnvelope.decode(bytes) } catch {
@@ -163,14 +168,22 @@ struct FleetPushModelCommand: AsyncParsableCommand {
 }
 
 struct FleetRollbackCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rollback", abstract: "Return nodes to their previous reason model.")
+    static let configuration = CommandConfiguration(commandName: "rollback", abstract: "Return nodes to the previous model of a slot (default: the reason model).")
     @OptionGroup var connection: FleetConnectionOptions
     @OptionGroup var targets: FleetTargetOptions
+    @Option(help: ArgumentHelp("Model slot: reason, cry (cry head or CRNN cry detector) or yamnet (the body).", valueName: "slot"))
+    var slot = "reason"
+
+    func validate() throws {
+        guard ModelSlot(rawValue: slot) != nil else { throw ValidationError("--slot must be one of reason, cry, yamnet") }
+    }
 
     func run() async throws {
         let fleet = try await connection.connect()
-        let outcomes = try await fleet.send("rollback", payload: { id in Array("{\"request_id\":\"\(id)\"}".utf8) },
-                                            to: targets.target, timeout: .seconds(connection.timeout))
+        let slot = self.slot
+        let outcomes = try await fleet.send("rollback", payload: { id in
+            Array(try JSONEncoder().encode(["request_id": id, "slot": slot]))
+        }, to: targets.target, timeout: .seconds(connection.timeout))
         await fleet.disconnect()
         try reportOutcomes(outcomes, target: targets.target)
     }

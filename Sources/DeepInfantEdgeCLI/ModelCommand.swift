@@ -37,48 +37,104 @@ struct ModelCommand: ParsableCommand {
     )
 }
 
-/// `model inspect FILE`: metadata, parameter count and the self-test result of a model file.
-/// A file that fails validation prints the reason and exits 1; a failing self-test is reported (and
-/// also exits 1) so an operator sees expected vs actual probabilities.
+/// `model inspect FILE`: metadata, parameter count and the self-test result of a model file of any kind
+/// (reason or cry CRNN, YAMNet body, cry head). A file that fails validation prints the reason and exits 1;
+/// a failing self-test is reported (and also exits 1) so an operator sees expected vs actual outputs.
 struct ModelInspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Print a model file's metadata, parameter count and self-test result."
+        abstract: "Print a model file's metadata, parameter count and self-test result (CRNN, YAMNet body or cry head)."
     )
 
-    @Argument(help: ArgumentHelp("Model file (.safetensors); omit for the embedded default model.", valueName: "file"))
+    @Argument(help: ArgumentHelp("Model file (.safetensors); omit for the embedded default reason model.", valueName: "file"))
     var file: String?
 
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        let model = try ModelOptions.load(path: file, verifySelfTest: false)
-        let st = model.runSelfTest()
-        let m = model.metadata
+        let any: AnyModel
+        if let file {
+            do { any = try AnyModel.load(path: file, verifySelfTest: false) } catch {
+                throw CLIError(message: "model \(file): \(error.description)")
+            }
+        } else {
+            any = .crnn(try ModelOptions.load(path: nil, verifySelfTest: false))
+        }
+        let st = any.runSelfTest()
+        let (source, bytes, parameters) = switch any {
+        case let .crnn(m): (m.source, m.byteCount, m.parameterCount)
+        case let .yamnet(m): (m.source, m.byteCount, m.parameterCount)
+        case let .head(m): (m.source, m.byteCount, m.parameterCount)
+        }
         if json {
             let selftest: [String: Any] = ["passed": st.passed, "max_delta": st.maxDelta.isFinite ? st.maxDelta : -1,
                                            "tolerance": st.tolerance, "expected": st.expected, "actual": st.actual]
-            let meta = (try? JSONSerialization.jsonObject(with: Data(m.jsonText().utf8))) ?? [:]
-            let obj: [String: Any] = ["file": model.source, "bytes": model.byteCount, "parameters": model.parameterCount,
+            let metaText: String = switch any {
+            case let .crnn(m): m.metadata.jsonText()
+            case let .yamnet(m): Self.snakeJSON(m.metadata)
+            case let .head(m): Self.snakeJSON(m.metadata)
+            }
+            let meta = (try? JSONSerialization.jsonObject(with: Data(metaText.utf8))) ?? [:]
+            let obj: [String: Any] = ["file": source, "bytes": bytes, "parameters": parameters, "kind": any.architectureType,
                                       "metadata": meta, "selftest": selftest]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            let a = m.architecture, f = m.features, w = m.window
-            print("file:         \(model.source) (\(model.byteCount) bytes)")
-            print("model:        \(m.name) \(m.version) (task \(m.task), format \(m.format) v\(m.formatVersion))")
-            print("labels:       \(m.labels.joined(separator: ", "))")
-            print("architecture: \(a.type) conv \(a.convChannels) k\(a.kernel) pool \(a.pool), lstm \(a.lstmLayers)x\(a.lstmHidden) (\(a.pooling) pooling), dense \(a.dense), \(a.nClasses) classes")
-            print("parameters:   \(model.parameterCount)")
-            print("features:     \(f.sampleRate) Hz, n_fft \(f.nFft), hop \(f.hopLength), \(f.nMels) mels \(f.fmin)-\(f.fmax) Hz, norm (x - \(f.normMean)) / \(f.normStd)")
-            print("window:       \(w.frames) frames (\(w.seconds) s), hop \(w.hopFrames) frames (\(w.hopSeconds) s), aggregation \(m.aggregation)")
-            if let c = m.calibration { print("calibration:  \(c.method) T=\(c.temperature) (folded into \(c.foldedInto ?? "-"))") }
-            if let t = m.training { print("training:     \(t.jsonText)") }
-            let fmt = { (v: [Double]) in v.map { String(format: "%.6f", $0) }.joined(separator: " ") }
-            print("self-test:    \(st.passed ? "PASS" : "FAIL") max |Δp| \(String(format: "%.2e", st.maxDelta)) (tolerance \(st.tolerance))")
+            print("file:         \(source) (\(bytes) bytes)")
+            switch any {
+            case let .crnn(model):
+                let m = model.metadata
+                let a = m.architecture, f = m.features, w = m.window
+                print("model:        \(m.name) \(m.version) (kind crnn, task \(m.task), format \(m.format) v\(m.formatVersion))")
+                print("labels:       \(m.labels.joined(separator: ", "))")
+                print("architecture: \(a.type) conv \(a.convChannels) k\(a.kernel) pool \(a.pool), lstm \(a.lstmLayers)x\(a.lstmHidden) (\(a.pooling) pooling), dense \(a.dense), \(a.nClasses) classes")
+                print("parameters:   \(parameters)")
+                print("features:     \(f.sampleRate) Hz, n_fft \(f.nFft), hop \(f.hopLength), \(f.nMels) mels \(f.fmin)-\(f.fmax) Hz, norm (x - \(f.normMean)) / \(f.normStd)")
+                print("window:       \(w.frames) frames (\(w.seconds) s), hop \(w.hopFrames) frames (\(w.hopSeconds) s), aggregation \(m.aggregation)")
+                if let c = m.calibration { print("calibration:  \(c.method) T=\(c.temperature) (folded into \(c.foldedInto ?? "-"))") }
+                if let g = m.gate { print("gate:         threshold \(g.threshold)") }
+                if let t = m.training { print("training:     \(t.jsonText)") }
+            case let .yamnet(model):
+                let m = model.metadata, a = m.architecture, f = m.features
+                print("model:        \(m.name) \(m.version) (kind yamnet, task \(m.task), format \(m.format) v\(m.formatVersion))")
+                print("labels:       \(m.labels.count) (\(m.labels.prefix(3).map { "\"\($0)\"" }.joined(separator: ", ")), ...)")
+                print("architecture: \(a.type) \(a.layers.count) layers (\(a.activation), \(a.padding) padding), embedding \(a.embeddingDim), \(a.nClasses) classes")
+                print("parameters:   \(parameters)")
+                print("features:     \(f.type) \(f.sampleRate) Hz, window \(f.windowLength), hop \(f.hopLength), n_fft \(f.nFft), \(f.nMels) mels \(f.fmin)-\(f.fmax) Hz, patch \(f.patchFrames) frames, hop \(f.patchHopFrames)")
+                if case let .object(p)? = m.provenance {
+                    func text(_ k: String) -> String? { if case let .string(v)? = p[k] { v } else { nil } }
+                    print("licence:      \(text("license") ?? "(not stated)")")
+                    if let source = text("source") { print("source:       \(source)") }
+                    if let file = text("file") { print("converted:    \(file)" + (text("sha256").map { " (sha256 \($0))" } ?? "")) }
+                    if let notice = text("notice") { print("notice:       \(notice)") }
+                } else {
+                    print("licence:      (no provenance in the file)")
+                }
+            case let .head(model):
+                let m = model.metadata, a = m.architecture
+                print("model:        \(m.name) \(m.version) (kind embedding_head, task \(m.task), format \(m.format) v\(m.formatVersion))")
+                print("labels:       \(m.labels.joined(separator: ", "))")
+                print("architecture: \(a.type) on \(a.input) embeddings (\(a.inputDim)), hidden \(a.hidden), \(a.nClasses) classes")
+                print("body:         \(m.body.name) \(m.body.version)")
+                print("parameters:   \(parameters)")
+                if let g = m.gate { print("gate:         threshold \(g.threshold)") }
+                if let t = m.training { print("training:     \(t.jsonText)") }
+            }
+            let fmt = { (v: [Double]) in
+                (v.count > 8 ? Array(v.prefix(8)) : v).map { String(format: "%.6f", $0) }.joined(separator: " ") + (v.count > 8 ? " ... (\(v.count))" : "")
+            }
+            print("self-test:    \(st.passed ? "PASS" : "FAIL") max |Δ| \(String(format: "%.2e", st.maxDelta)) (tolerance \(st.tolerance))")
             print("  expected    \(fmt(st.expected))")
             print("  actual      \(fmt(st.actual))")
         }
         if !st.passed { throw ExitCode(1) }
+    }
+
+    /// A metadata document as the file spells it (snake_case keys).
+    static func snakeJSON<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

@@ -41,15 +41,16 @@ struct RunCommand: AsyncParsableCommand {
         LiveLogLevel.bootstrap(level: level)
         let logger = Logger(label: "deepinfant.agent")
         let models = try Agent.loadModels(cfg, logger: logger)
-        let installed = ControlService.startupModel(stateDir: cfg.node.stateDir, configured: models.reason, logger: logger)
-        let agent = Agent(config: cfg, cryDetector: models.cry, reasonModel: installed, logger: logger)
+        // The installed model of every slot (reason, cry, yamnet) that validates and fits the others.
+        let installed = ControlService.startupModels(stateDir: cfg.node.stateDir, configured: models, logger: logger)
+        let agent = Agent(config: cfg, cryDetector: installed.cry, reasonModel: installed.reason, logger: logger)
         let keys: [SigningKeys.TrustedKey]
         do { keys = try SigningKeys.loadTrusted(paths: cfg.control.trustedKeys + trustedKeys) } catch {
             FileHandle.standardError.write(Data("deepinfant-edge: config error: control.trusted_keys: \(error)\n".utf8))
             throw ExitCode(78)
         }
         let control = try ControlService(agent: agent, config: cfg, trustedKeys: keys, publisher: try agent.publisher(),
-                                         baselineModel: models.reason)
+                                         baselineModel: models.reason, baselineCryDetector: models.cry)
         await control.start()
         let task = Task { try await agent.run() }
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in

@@ -28,6 +28,16 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
         ("number", "gate_threshold"),
         ("number", "reason_confidence_threshold"),
         ("update", "model"),
+        ("update", "cry_model"),
+        ("update", "yamnet_model"),
+    ]
+
+    /// One `update` entity per model slot (docs/control.md): the slot, its object id, entity name and title.
+    /// The reason slot keeps the object id `model` it had before there were slots.
+    public static let modelUpdates: [(slot: String, objectID: String, name: String, title: String)] = [
+        ("reason", "model", "Model", "DeepInfant reason model"),
+        ("cry", "cry_model", "Cry model", "DeepInfant cry model"),
+        ("yamnet", "yamnet_model", "YAMNet model", "YAMNet body (AudioSet)"),
     ]
 
     public let topics: Topics
@@ -35,14 +45,24 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
     public let modelVersion: String
     public let softwareVersion: String
     public let deviceName: String
+    /// The node's model slots (`reason`, `cry`, `yamnet`): one `update` entity each. A crnn node has no
+    /// `yamnet` slot; its entity is removed (``absentRemovals()``).
+    public let modelSlots: [String]
 
     public init(topics: Topics, labels: [String], modelVersion: String, softwareVersion: String,
-                deviceName: String? = nil) {
+                deviceName: String? = nil, modelSlots: [String] = ["reason"]) {
         self.topics = topics
         self.labels = labels
         self.modelVersion = modelVersion
         self.softwareVersion = softwareVersion
         self.deviceName = deviceName ?? "DeepInfant \(topics.nodeID)"
+        self.modelSlots = modelSlots
+    }
+
+    /// Entities this node has: all of ``entities`` except the `update` entities of slots it does not have.
+    public var presentEntities: [(component: String, objectID: String)] {
+        let absent = Set(Self.modelUpdates.filter { !modelSlots.contains($0.slot) }.map(\.objectID))
+        return Self.entities.filter { !($0.component == "update" && absent.contains($0.objectID)) }
     }
 
     /// The `event` entity's `event_types`: the model's labels plus `unknown`, for reasons below the
@@ -55,7 +75,7 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
 
     /// The retained config messages, one per entity.
     public func configs() -> [Message] {
-        Self.entities.map { entity in
+        presentEntities.map { entity in
             var config = entityConfig(component: entity.component, objectID: entity.objectID)
             config["unique_id"] = "deepinfant_\(topics.nodeID)_\(entity.objectID)"
             config["availability_topic"] = topics.status
@@ -73,6 +93,15 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
     /// Empty retained payloads on every config topic: HA deletes the entities (and the device once empty).
     public func removals() -> [Message] {
         Self.entities.map {
+            Message(topic: topics.discoveryConfig(component: $0.component, objectID: $0.objectID), payload: [])
+        }
+    }
+
+    /// Empty retained payloads for the entities this node does not have (the `update` entity of a slot it
+    /// lacks), sent with the configs: a node restarted with another cry detector leaves no stale entity.
+    public func absentRemovals() -> [Message] {
+        let present = Set(presentEntities.map { "\($0.component)/\($0.objectID)" })
+        return Self.entities.filter { !present.contains("\($0.component)/\($0.objectID)") }.map {
             Message(topic: topics.discoveryConfig(component: $0.component, objectID: $0.objectID), payload: [])
         }
     }
@@ -129,12 +158,21 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
                     "command_template": "{\"gate\":{\"reason_min_confidence\":{{ value }}}}",
                     "state_topic": topics.configState, "value_template": "{{ value_json.reason.min_confidence }}"]
         case "model":
+            // `latest_version` is optional in `info.model`: `default` tests for it without HA's
+            // undefined-variable warning (which `a or b` on a missing key logs).
             return ["name": "Model", "title": "DeepInfant reason model", "entity_category": "diagnostic",
                     "state_topic": topics.info, "value_template": "{{ value_json.model.version }}",
                     "latest_version_topic": topics.info,
-                    "latest_version_template": "{{ value_json.model.latest_version or value_json.model.version }}"]
+                    "latest_version_template": "{{ value_json.model.latest_version | default(value_json.model.version, true) }}"]
         default:
-            return [:]
+            guard let update = Self.modelUpdates.first(where: { $0.objectID == objectID }) else { return [:] }
+            // `info.models` is a list of {slot, kind, name, version, latest_version}; an absent slot renders
+            // empty, which HA's update entity ignores.
+            let pick = "{% set m = value_json.models | default([]) | selectattr('slot', 'eq', '\(update.slot)') | first %}"
+            return ["name": update.name, "title": update.title, "entity_category": "diagnostic",
+                    "state_topic": topics.info, "value_template": pick + "{{ m.version if m is defined else '' }}",
+                    "latest_version_topic": topics.info,
+                    "latest_version_template": pick + "{{ (m.latest_version | default(m.version, true)) if m is defined else '' }}"]
         }
     }
 }

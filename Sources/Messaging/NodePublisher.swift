@@ -240,13 +240,14 @@ public actor NodePublisher {
     public func reasonLabelsChanged(_ labels: [String], modelVersion: String) {
         guard let old = discovery, old.labels != labels else { return }
         discovery = HomeAssistantDiscovery(topics: old.topics, labels: labels, modelVersion: modelVersion,
-                                           softwareVersion: old.softwareVersion, deviceName: old.deviceName)
+                                           softwareVersion: old.softwareVersion, deviceName: old.deviceName,
+                                           modelSlots: old.modelSlots)
         publishDiscovery()
     }
 
     private func publishDiscovery() {
         guard let discovery, connected else { return }
-        for message in discovery.configs() {
+        for message in discovery.configs() + discovery.absentRemovals() {
             do {
                 try client.enqueue(topic: message.topic, payload: message.payload, qos: .atLeastOnce, retain: true)
             } catch {

@@ -149,9 +149,38 @@ public struct InfoPayload: Codable, Sendable, Equatable {
         }
     }
 
+    /// One model the node runs, per model slot (`reason`, `cry`, `yamnet`): Home Assistant's `update`
+    /// entities read these.
+    public struct SlotModel: Codable, Sendable, Equatable {
+        /// `reason`, `cry` (the cry head, or the CRNN cry detector on a `crnn` node), `yamnet` (the body).
+        public var slot: String
+        /// The model file's `architecture.type`: `crnn`, `embedding_head`, `yamnet`.
+        public var kind: String
+        public var name: String
+        public var version: String
+        /// Newest version announced for this slot in a correctly signed envelope; nil = the installed one.
+        public var latestVersion: String?
+
+        enum CodingKeys: String, CodingKey {
+            case slot, kind, name, version
+            case latestVersion = "latest_version"
+        }
+
+        public init(slot: String, kind: String, name: String, version: String, latestVersion: String? = nil) {
+            self.slot = slot
+            self.kind = kind
+            self.name = name
+            self.version = version
+            self.latestVersion = latestVersion
+        }
+    }
+
     public var nodeID: String
     public var softwareVersion: String
+    /// The reason model (kept as it was before model slots; `models` has it too, as slot `reason`).
     public var model: Model
+    /// Every model slot of the node, `reason` first; nil from nodes older than model slots.
+    public var models: [SlotModel]?
     public var audioDevice: String
     public var startedAt: Date
     public var uptimeS: Double
@@ -162,17 +191,19 @@ public struct InfoPayload: Codable, Sendable, Equatable {
     public var outboxDropped: Int
 
     enum CodingKeys: String, CodingKey {
-        case model
+        case model, models
         case nodeID = "node_id", softwareVersion = "software_version", audioDevice = "audio_device"
         case startedAt = "started_at", uptimeS = "uptime_s", configHash = "config_hash"
         case outboxPending = "outbox_pending", outboxDropped = "outbox_dropped"
     }
 
     public init(nodeID: String, softwareVersion: String, model: Model, audioDevice: String, startedAt: Date,
-                uptimeS: Double, configHash: String, outboxPending: Int = 0, outboxDropped: Int = 0) {
+                uptimeS: Double, configHash: String, outboxPending: Int = 0, outboxDropped: Int = 0,
+                models: [SlotModel]? = nil) {
         self.nodeID = nodeID
         self.softwareVersion = softwareVersion
         self.model = model
+        self.models = models
         self.audioDevice = audioDevice
         self.startedAt = startedAt
         self.uptimeS = uptimeS

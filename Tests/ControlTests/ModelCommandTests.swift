@@ -135,8 +135,7 @@ extension NodeTests {
         add("self-test mismatch", try node.envelope(Fixtures.withWrongSelfTest(newer)).encoded(), "selftest_failed")
         add("lower version", try node.envelope(Fixtures.reason(version: "0.5.0")).encoded(), "downgrade")
         add("version differs from the model's", try node.envelope(newer, version: "1.5.0").encoded(), "version_mismatch")
-        add("a cry detector is not a reason model", try node.envelope(Fixtures.withMetadata(Fixtures.cry) { $0["version"] = "3.0.0" }).encoded(),
-            "wrong_task")
+        add("a cry head on a crnn node", try node.envelope(Fixtures.head(version: "3.0.0")).encoded(), "wrong_detector")
         add("incompatible front end", try node.envelope(Fixtures.withMetadata(newer) { doc in
             var f = doc["features"] as! [String: Any]
             f["fmax"] = 7000.0

@@ -146,6 +146,51 @@ enum Fixtures {
         }
     }
 
+    /// The embedded YAMNet body (loading it dequantises 3.7 M weights: once per test run).
+    static let body = try! YAMNetModel.embedded()
+    static let bodyBytes = [UInt8](try! Data(contentsOf: URL(fileURLWithPath: body.source)))
+
+    /// The body with other metadata (a re-labelled version, another name, a broken self-test).
+    static func body(version: String = "1.0.0", name: String = "yamnet", wrongSelfTest: Bool = false) -> [UInt8] {
+        withMetadata(bodyBytes) { doc in
+            doc["version"] = version
+            doc["name"] = name
+            if wrongSelfTest, var st = doc["selftest"] as? [String: Any], var expected = st["expected"] as? [Double] {
+                expected[20] = expected[20] > 0.5 ? 0.0 : 1.0
+                st["expected"] = expected
+                doc["selftest"] = st
+            }
+        }
+    }
+
+    /// A logistic cry head as the spec writes it (docs/model-format-yamnet.md), with zero weights: it gives
+    /// p(cry) = sigmoid(`bias`) for every embedding, so a test can tell which head the gate runs by what it
+    /// reports (-20: never a cry; +20: every scored patch is one).
+    static func head(version: String, bias: Float = -20, name: String = "test-cry-head", bodyName: String = "yamnet",
+                     inputDim: Int = 1024, threshold: Double = 0.6, wrongSelfTest: Bool = false) -> [UInt8] {
+        let p = 1 / (1 + exp(-Double(bias)))
+        let expected = wrongSelfTest ? [p, 1 - p] : [1 - p, p]
+        let meta: JSONValue = .object([
+            "format": .string("deepinfant-model"), "format_version": .number(1), "name": .string(name),
+            "version": .string(version), "task": .string("cry"), "labels": .array([.string("not_cry"), .string("cry")]),
+            "architecture": .object(["type": .string("embedding_head"), "input": .string("yamnet"), "input_dim": .number(Double(inputDim)),
+                                     "hidden": .array([]), "activation": .string("relu"), "n_classes": .number(2)]),
+            "body": .object(["name": .string(bodyName), "version": .string("1.0.0")]),
+            "gate": .object(["threshold": .number(threshold)]),
+            "selftest": .object(["input_tensor": .string("selftest.input"), "expected": .array(expected.map { .number($0) }),
+                                 "tolerance": .number(1e-4)]),
+        ])
+        let d = inputDim
+        return SafeTensorsWriter.encode(tensors: [
+            ("norm.mean", [d], [Float](repeating: 0, count: d)), ("norm.scale", [d], [Float](repeating: 1, count: d)),
+            ("out.weight", [2, d], [Float](repeating: 0, count: 2 * d)), ("out.bias", [2], [0, bias]),
+            ("selftest.input", [d], (0..<d).map { Float($0 % 7) * 0.1 }),
+        ], metadata: ["deepinfant": meta.jsonText])
+    }
+
+    /// A yamnet node's cry detector: the embedded body and a test head that never fires.
+    static let yamnetDetector = CryDetectorModel.yamnet(body: body, head: try! EmbeddingHead.load(bytes: head(version: "1.0.0"), source: "fixture:head"))
+
     /// Not a safetensors file any more: the header length points past the end.
     static func corrupt(_ bytes: [UInt8]) -> [UInt8] {
         var b = bytes
@@ -160,18 +205,23 @@ final class TestNode: @unchecked Sendable {
     let broker: Broker
     let id: String
     let config: AgentConfig
-    let agent: Agent
-    let control: ControlService
+    private(set) var agent: Agent
+    private(set) var control: ControlService
     let keyDirectory: URL
     let signingKey: String
     var runTask: Task<Void, any Error>?
     let fleet: FleetController
+    /// The configured cry detector (what a slot with nothing installed runs).
+    let detector: CryDetectorModel
+    private let trustedKey: SigningKeys.TrustedKey?
 
     static let cryModel = try! ModelBundle.load(bytes: Fixtures.cry, source: "fixture:medium")
     static let reasonModel = try! ModelBundle.load(bytes: Fixtures.reason, source: "fixture:tiny")
 
+    /// `detector`: the node's cry detector (default: the CRNN fixture, a crnn node; `Fixtures.yamnetDetector`
+    /// for a yamnet node).
     init(id: String = "nursery", seconds: Double = 120, levelInterval: Double = 10, trust: Bool = true, bursts: Bool = false,
-         edit: (inout AgentConfig) -> Void = { _ in }) async throws {
+         detector: CryDetectorModel? = nil, edit: (inout AgentConfig) -> Void = { _ in }) async throws {
         broker = try Broker()
         self.id = id
         let audio = try Self.sharedWAV(seconds: seconds, bursts: bursts)
@@ -191,16 +241,26 @@ final class TestNode: @unchecked Sendable {
         c.log.level = "warning"
         edit(&c)
         config = c
-        agent = Agent(config: c, cryModel: Self.cryModel, reasonModel: Self.reasonModel)
-        var quiet = Logger(label: "deepinfant.control")
-        quiet.logLevel = .warning
+        self.detector = detector ?? .crnn(Self.cryModel)
+        trustedKey = trust ? key : nil
+        agent = Agent(config: c, cryDetector: self.detector, reasonModel: Self.reasonModel)
         control = try ControlService(agent: agent, config: c, trustedKeys: trust ? [key] : [], publisher: try agent.publisher(),
-                                     logger: quiet)
+                                     logger: Self.quietLogger)
         await control.start()
         let agent = self.agent
         runTask = Task { try await agent.run() }
         fleet = try FleetController(settings: broker.settings("fleet-\(UUID().uuidString.prefix(6))"))
         try await fleet.connect()
+        try await waitUntilRunning()
+    }
+
+    static var quietLogger: Logger {
+        var quiet = Logger(label: "deepinfant.control")
+        quiet.logLevel = .warning
+        return quiet
+    }
+
+    private func waitUntilRunning() async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         let publisher = try agent.publisher()
         while true {
@@ -209,6 +269,25 @@ final class TestNode: @unchecked Sendable {
             guard ContinuousClock.now < deadline else { throw Failure("the agent did not start") }
             try await Task.sleep(for: .milliseconds(20))
         }
+    }
+
+    /// Stops the agent (as SIGTERM would) and starts a new one on the same state directory the way `run`
+    /// does: the installed model of every slot (`ControlService.startupModels`), the configured ones as the
+    /// baselines.
+    func restart() async throws {
+        runTask?.cancel()
+        try await runTask?.value
+        await control.stop()
+        let models = ControlService.startupModels(stateDir: config.node.stateDir, configured: (detector, Self.reasonModel),
+                                                  logger: Self.quietLogger)
+        agent = Agent(config: config, cryDetector: models.cry, reasonModel: models.reason)
+        control = try ControlService(agent: agent, config: config, trustedKeys: trustedKey.map { [$0] } ?? [],
+                                     publisher: try agent.publisher(), baselineModel: Self.reasonModel,
+                                     baselineCryDetector: detector, logger: Self.quietLogger)
+        await control.start()
+        let agent = self.agent
+        runTask = Task { try await agent.run() }
+        try await waitUntilRunning()
     }
 
     /// Stops the agent (as SIGTERM would) and the controller.
@@ -236,7 +315,7 @@ final class TestNode: @unchecked Sendable {
     }
 
     func envelope(_ bytes: [UInt8], version: String? = nil, key: String? = nil) throws -> ModelEnvelope {
-        let bundleVersion = version ?? (try? ModelBundle.load(bytes: bytes, verifySelfTest: false).metadata.version) ?? "9.9.9"
+        let bundleVersion = version ?? (try? AnyModel.load(bytes: bytes, verifySelfTest: false).version) ?? "9.9.9"
         return try ModelEnvelope.sign(modelBytes: bytes, name: nil, version: bundleVersion,
                                       key: try SigningKeys.loadPrivate(path: key ?? signingKey))
     }
@@ -246,20 +325,36 @@ final class TestNode: @unchecked Sendable {
         var gate: GateSettings?
         var modelVersion: String
         var modelSource: String
+        /// The cry detector's models (`cry` slot, and the body on a yamnet node): name, version, source.
+        var cryModels: [String]
         var override: Data?
         var installed: Data?
+        var cryInstalled: Data?
+        var yamnetInstalled: Data?
         var config: AgentConfig
     }
 
     func snapshot() async -> Snapshot {
         let state = URL(fileURLWithPath: config.node.stateDir)
+        func read(_ path: String) -> Data? { try? Data(contentsOf: state.appendingPathComponent(path)) }
         return Snapshot(gate: agent.control.gateSettings,
                         modelVersion: agent.control.reasonModel?.metadata.version ?? "-",
                         modelSource: agent.control.reasonModel?.source ?? "-",
-                        override: try? Data(contentsOf: state.appendingPathComponent("config.override.json")),
-                        installed: try? Data(contentsOf: state.appendingPathComponent("models/installed.json")),
+                        cryModels: (agent.control.cryDetector?.models ?? []).map { "\($0.name) \($0.version) \($0.source)" },
+                        override: read("config.override.json"),
+                        installed: read("models/installed.json"),
+                        cryInstalled: read("models/cry/installed.json"),
+                        yamnetInstalled: read("models/yamnet/installed.json"),
                         config: await control.effectiveConfig)
     }
+
+    /// The cry head the gate runs (yamnet node).
+    var runningHead: EmbeddingHead? {
+        if case let .yamnet(_, head)? = agent.control.cryDetector { return head }
+        return nil
+    }
+
+    var runningBody: YAMNetModel? { agent.control.cryDetector?.body }
 
     /// One recording per length for the whole test run (generating it is the slow part of starting a node).
     static func sharedWAV(seconds: Double, bursts: Bool) throws -> URL {

@@ -33,17 +33,23 @@ struct HomeAssistantTests {
         let node = "hacheck"
         let topics = Topics(nodeID: node)
         let labels = ["belly_pain", "burping", "discomfort", "hungry", "tired"]
-        let discovery = HomeAssistantDiscovery(topics: topics, labels: labels, modelVersion: "1.0.0", softwareVersion: "0.1.0")
+        let discovery = HomeAssistantDiscovery(topics: topics, labels: labels, modelVersion: "1.0.0", softwareVersion: "0.1.0",
+                                               modelSlots: ["reason", "cry", "yamnet"])
         let outbox = try Outbox(path: try TestFiles.temporaryDirectory("ha").appendingPathComponent("o.sqlite").path)
         let settings = MQTTSettings(host: "127.0.0.1", port: Self.brokerPort!, clientID: node, backoff: testBackoff)
         let publisher = try NodePublisher(settings: settings, topics: topics, outbox: outbox, discovery: discovery,
                                           infoRefresh: nil)
         let commands = CommandCollector(publisher.commands)
         let started = Date().addingTimeInterval(-3600)
-        await publisher.publishInfo(InfoPayload(nodeID: node, softwareVersion: "0.1.0",
-                                                model: .init(name: "deepinfant-reason", version: "1.0.0", labels: labels,
-                                                             latestVersion: "1.1.0"),
-                                                audioDevice: "hw:1,0", startedAt: started, uptimeS: 3600, configHash: "abc123"))
+        func info(reasonLatest: String?, cry: String, cryLatest: String) -> InfoPayload {
+            InfoPayload(nodeID: node, softwareVersion: "0.1.0",
+                        model: .init(name: "deepinfant-reason", version: "1.0.0", labels: labels, latestVersion: reasonLatest),
+                        audioDevice: "hw:1,0", startedAt: started, uptimeS: 3600, configHash: "abc123",
+                        models: [.init(slot: "reason", kind: "crnn", name: "deepinfant-reason", version: "1.0.0", latestVersion: reasonLatest ?? "1.0.0"),
+                                 .init(slot: "cry", kind: "embedding_head", name: "deepinfant-cry-head", version: cry, latestVersion: cryLatest),
+                                 .init(slot: "yamnet", kind: "yamnet", name: "yamnet", version: "1.0.0", latestVersion: "1.0.0")])
+        }
+        await publisher.publishInfo(info(reasonLatest: "1.1.0", cry: "2.0.0", cryLatest: "2.1.0"))
         await publisher.publishState(StatePayload(crying: false, since: started))
         await publisher.publishConfigState(ConfigStatePayload(gate: .init(threshold: 0.5), reason: .init(minConfidence: 0.4)))
         try await publisher.start()
@@ -56,6 +62,7 @@ struct HomeAssistantTests {
             "sensor.deepinfant_hacheck_model_version", "sensor.deepinfant_hacheck_uptime",
             "sensor.deepinfant_hacheck_dropped_events", "number.deepinfant_hacheck_gate_cry_threshold",
             "number.deepinfant_hacheck_reason_confidence_threshold", "update.deepinfant_hacheck_model",
+            "update.deepinfant_hacheck_cry_model", "update.deepinfant_hacheck_yamnet_model",
         ]
         let entities = try json("entities", node)
         print("HA entities:\n" + entities.map { e in
@@ -72,6 +79,23 @@ struct HomeAssistantTests {
         #expect(state["sensor.deepinfant_hacheck_model_version"]?["state"] as? String == "1.0.0")
         #expect(state["sensor.deepinfant_hacheck_uptime"]?["state"] as? String == "3600")
         #expect(state["update.deepinfant_hacheck_model"]?["state"] as? String == "on")   // 1.1.0 available
+        // One update entity per model slot, with the installed and latest versions of its slot.
+        func versions(_ id: String) -> String {
+            let a = state[id]?["attributes"] as? [String: Any]
+            return "\(state[id]?["state"] ?? "?") \(a?["installed_version"] ?? "?") \(a?["latest_version"] ?? "?")"
+        }
+        #expect(versions("update.deepinfant_hacheck_model") == "on 1.0.0 1.1.0")
+        #expect(versions("update.deepinfant_hacheck_cry_model") == "on 2.0.0 2.1.0")
+        #expect(versions("update.deepinfant_hacheck_yamnet_model") == "off 1.0.0 1.0.0")
+        print("HA update entities: " + ["model", "cry_model", "yamnet_model"].map { "\($0): \(versions("update.deepinfant_hacheck_\($0)"))" }.joined(separator: "; "))
+        // The cry head updated, the reason model's latest_version absent (as a node sends it when nothing
+        // newer was announced): both up to date.
+        await publisher.publishInfo(info(reasonLatest: nil, cry: "2.1.0", cryLatest: "2.1.0"))
+        try await Task.sleep(for: .seconds(1))
+        state = try states(node)
+        #expect(versions("update.deepinfant_hacheck_model") == "off 1.0.0 1.0.0")
+        #expect(versions("update.deepinfant_hacheck_cry_model") == "off 2.1.0 2.1.0")
+        print("HA update entities after: " + ["model", "cry_model", "yamnet_model"].map { "\($0): \(versions("update.deepinfant_hacheck_\($0)"))" }.joined(separator: "; "))
 
         // A cry.
         let now = Date()
@@ -106,6 +130,16 @@ struct HomeAssistantTests {
         let errors = try ha("errors", "--all")
         #expect(!errors.contains("hacheck") && !errors.contains("deepinfant") && !errors.contains("value_json"),
                 "\(errors)")
+
+        // The same node restarted with the crnn cry detector (no body): its yamnet update entity goes away.
+        let crnn = HomeAssistantDiscovery(topics: topics, labels: labels, modelVersion: "1.0.0", softwareVersion: "0.1.0",
+                                          modelSlots: ["reason", "cry"])
+        for message in crnn.configs() + crnn.absentRemovals() {
+            try await publisher.client.publish(topic: message.topic, payload: message.payload, qos: .atLeastOnce, retain: true)
+        }
+        try await Task.sleep(for: .seconds(1))
+        let remaining = Set(try json("entities", node).compactMap { $0["entity_id"] as? String })
+        #expect(remaining == expected.subtracting(["update.deepinfant_hacheck_yamnet_model"]), "\(remaining)")
 
         // Decommissioning: empty retained configs remove every entity.
         for removal in discovery.removals() {

@@ -53,7 +53,7 @@ struct NodePublisherTests {
         let commands = CommandCollector(node.commands)
         try await node.start()
 
-        let configCount = HomeAssistantDiscovery.entities.count
+        let configCount = await node.discovery!.configs().count
         let configTopics = Set(await node.discovery!.configs().map(\.topic))
         try await seen.wait("status, info, state, config and discovery") { messages in
             messages.contains { $0.topic == topics.status && $0.text == "online" }
