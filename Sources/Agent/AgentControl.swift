@@ -16,11 +16,28 @@ public final class AgentControl: @unchecked Sendable {
 
     public init() {}
 
-    /// Attached by `Agent.run()` once the gate exists.
-    func attach(_ gate: CryGate) { lock.withLock { self.gate = gate } }
+    /// Settings accepted before the pipeline ran (a node is `online` a moment before its audio starts, and a
+    /// fleet command in that moment must not be refused): applied when the gate is attached.
+    private var pendingSettings: GateSettings?
+
+    /// Attached by `Agent.run()` once the gate exists; settings accepted before are applied now.
+    func attach(_ gate: CryGate) {
+        lock.withLock {
+            self.gate = gate
+            if let pending = pendingSettings {
+                // Validated when accepted; the gate validates again and keeps its own on failure.
+                try? gate.update(settings: pending)
+                pendingSettings = nil
+                settingsChanged = true
+            }
+        }
+    }
 
     /// Runs `body` on the gate with the lock held (the pipeline, per chunk).
     func withGate<T>(_ body: (CryGate) -> T) -> T? { lock.withLock { gate.map(body) } }
+
+    /// The same, for tests that check what the running gate holds.
+    public func withGateForTesting<T>(_ body: (CryGate) -> T) -> T? { withGate(body) }
 
     /// Events caused by control changes, and whether info must be re-published.
     func drain() -> (events: [GateEvent], modelChanged: Bool, settingsChanged: Bool) {
@@ -32,17 +49,21 @@ public final class AgentControl: @unchecked Sendable {
 
     public var isRunning: Bool { lock.withLock { gate != nil } }
 
-    /// The gate settings in force.
-    public var gateSettings: GateSettings? { lock.withLock { gate?.settings } }
+    /// The gate settings in force (or accepted for the pipeline's start).
+    public var gateSettings: GateSettings? { lock.withLock { gate?.settings ?? pendingSettings } }
 
     /// The reason model in force.
     public var reasonModel: ModelBundle? { lock.withLock { gate?.reasonModel } }
 
-    /// Applies validated settings between chunks. Throws (and changes nothing) when they are invalid or the
-    /// pipeline is not running.
+    /// Applies validated settings between chunks, or — before the pipeline runs — at its start. Throws (and
+    /// changes nothing) when they are invalid.
     public func applyGateSettings(_ settings: GateSettings) throws {
         try lock.withLock {
-            guard let gate else { throw AgentControlError.notRunning }
+            guard let gate else {
+                try settings.validate()
+                pendingSettings = settings
+                return
+            }
             try gate.update(settings: settings)
             settingsChanged = true
         }

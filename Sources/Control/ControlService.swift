@@ -249,10 +249,8 @@ public actor ControlService {
         do { change = try ConfigPatch.plan(patch: .object(patch), current: effective, override: override) } catch {
             return failure(name, requestID, error: "invalid_config", key: error.key, message: error.description)
         }
+        // Before the pipeline runs, gate settings are kept and applied at its start (AgentControl).
         let gateChanged = change.config.gate != effective.gate
-        if gateChanged, !agent.control.isRunning {
-            return failure(name, requestID, error: "not_running", key: nil, message: AgentControlError.notRunning.description)
-        }
         let stateDir = effective.node.stateDir
         do { try ConfigOverride.save(change.override, stateDir: stateDir) } catch {
             return failure(name, requestID, error: "persist_failed", key: nil, message: "\(error)")

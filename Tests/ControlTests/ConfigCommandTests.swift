@@ -91,6 +91,31 @@ extension NodeTests {
         (#"{"request_id": 5, "gate": {}}"#, "invalid_config", "request_id"),
     ]
 
+    /// A fleet of nodes on ALSA `null` was `online` for a while before each pipeline ran, and every
+    /// `fleet config --all` in that window was refused `not_running`.
+    @Test("cmd/config before the pipeline runs is accepted, persisted and applied when it starts")
+    func configBeforeThePipeline() async throws {
+        let node = try await TestNode(startPipeline: false)
+        // Online (connected, answering commands) before the audio pipeline exists, as a node is while its
+        // capture device opens.
+        let publisher = try node.agent.publisher()
+        try await publisher.start()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await !publisher.isConnected, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!node.agent.control.isRunning)
+        let r = try await node.send("config", json: #"{"gate": {"cry_threshold": 0.8, "hangover_s": 7}}"#)
+        #expect(r.ok, "\(r)")
+        #expect(r.changed == ["gate.cry_threshold", "gate.hangover_s"])
+        #expect(node.agent.control.gateSettings?.cryThreshold == 0.8)
+        // A bad value is still refused, naming the key, before the pipeline as after.
+        let bad = try await node.send("config", json: #"{"gate": {"hangover_s": -1}}"#)
+        #expect(!bad.ok && bad.key == "gate.hangover_s", "\(bad)")
+        try await node.startPipeline()
+        let settings = try #require(node.agent.control.withGateForTesting { $0.settings })
+        #expect(settings.cryThreshold == 0.8 && settings.hangoverSeconds == 7)
+        #expect(node.agent.control.withGateForTesting { $0.cryThreshold } == 0.8)
+    }
+
     @Test("cmd/config rejections name the key and change nothing")
     func configRejected() async throws {
         let node = try await TestNode()

@@ -221,7 +221,7 @@ final class TestNode: @unchecked Sendable {
     /// `detector`: the node's cry detector (default: the CRNN fixture, a crnn node; `Fixtures.yamnetDetector`
     /// for a yamnet node).
     init(id: String = "nursery", seconds: Double = 120, levelInterval: Double = 10, trust: Bool = true, bursts: Bool = false,
-         detector: CryDetectorModel? = nil, edit: (inout AgentConfig) -> Void = { _ in }) async throws {
+         detector: CryDetectorModel? = nil, startPipeline: Bool = true, edit: (inout AgentConfig) -> Void = { _ in }) async throws {
         broker = try Broker()
         self.id = id
         let audio = try Self.sharedWAV(seconds: seconds, bursts: bursts)
@@ -247,10 +247,15 @@ final class TestNode: @unchecked Sendable {
         control = try ControlService(agent: agent, config: c, trustedKeys: trust ? [key] : [], publisher: try agent.publisher(),
                                      logger: Self.quietLogger)
         await control.start()
-        let agent = self.agent
-        runTask = Task { try await agent.run() }
         fleet = try FleetController(settings: broker.settings("fleet-\(UUID().uuidString.prefix(6))"))
         try await fleet.connect()
+        if startPipeline { try await self.startPipeline() }
+    }
+
+    /// Starts the agent's pipeline (the init does unless told not to) and waits until it runs.
+    func startPipeline() async throws {
+        let agent = self.agent
+        runTask = Task { try await agent.run() }
         try await waitUntilRunning()
     }
 
