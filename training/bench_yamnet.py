@@ -30,8 +30,9 @@ MODEL = ROOT / "Sources/Inference/Resources/yamnet.safetensors"
 
 
 def need(module: str):
+    import importlib
     try:
-        return __import__(module)
+        return importlib.import_module(module)
     except ImportError:
         sys.exit(f"bench_yamnet.py needs the Python package {module!r}: pip install -r training/requirements.txt")
 
