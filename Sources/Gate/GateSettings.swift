@@ -14,7 +14,7 @@ public struct GateSettings: Sendable, Equatable, Codable {
     /// Cry windows needed in a row before an episode starts (onset hysteresis), CRNN detector.
     public var minCryWindows: Int = 2
     /// The same for the YAMNet detector, counted in patches (0.975 s every `patch_hop_s`).
-    public var minCryPatches: Int = 1
+    public var minCryPatches: Int = 2
     /// Seconds between YAMNet patches (rounded to its 10 ms frames); the reference code uses 0.48.
     public var patchHopSeconds: Double = 0.48
     /// Seconds without a cry window before an episode ends (hang-over).
