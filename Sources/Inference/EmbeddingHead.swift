@@ -26,21 +26,10 @@ public struct EmbeddingHead: Sendable {
     }
 
     init(file: SafeTensorsFile, source: String, verifySelfTest: Bool) throws(ModelError) {
-        guard let json = file.metadata[ModelMetadata.metadataKey] else {
-            throw .missingMetadata(key: "__metadata__.\(ModelMetadata.metadataKey)")
-        }
-        let meta = try MetadataDecoding.decode(EmbeddingHeadMetadata.self, json: json)
+        let meta = try TensorReader.metadata(EmbeddingHeadMetadata.self, in: file)
         try meta.validate()
-        var used: Set<String> = []
-        func f32(_ name: String, _ shape: [Int]) throws(ModelError) -> [Float] {
-            guard let t = file.tensors[name] else { throw .missingTensor(name: name) }
-            guard t.dtype == "F32" else { throw .unsupportedDType(tensor: name, dtype: t.dtype) }
-            guard t.shape == shape else { throw .shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
-            let v = try file.floats(name)
-            if let bad = v.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteWeight(tensor: name, index: bad) }
-            used.insert(name)
-            return v
-        }
+        var reader = TensorReader(file)
+        func f32(_ name: String, _ shape: [Int]) throws(ModelError) -> [Float] { try reader.floats(name, shape) }
         let a = meta.architecture
         mean = try f32("norm.mean", [a.inputDim])
         scale = try f32("norm.scale", [a.inputDim])
@@ -53,7 +42,7 @@ public struct EmbeddingHead: Sendable {
         layers.append((try f32("out.weight", [a.nClasses, width]), try f32("out.bias", [a.nClasses])))
         self.layers = layers
         selfTestInput = try f32(meta.selftest.inputTensor, [a.inputDim])
-        if let extra = file.tensors.keys.sorted().first(where: { !used.contains($0) }) { throw .unexpectedTensor(name: extra) }
+        try reader.rejectUnused()
         metadata = meta
         self.source = source
         byteCount = file.bytes.count

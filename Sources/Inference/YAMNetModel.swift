@@ -43,21 +43,10 @@ public struct YAMNetModel: Sendable {
     }
 
     init(file: SafeTensorsFile, source: String, verifySelfTest: Bool) throws(ModelError) {
-        guard let json = file.metadata[ModelMetadata.metadataKey] else {
-            throw .missingMetadata(key: "__metadata__.\(ModelMetadata.metadataKey)")
-        }
-        let meta = try MetadataDecoding.decode(YAMNetMetadata.self, json: json)
+        let meta = try TensorReader.metadata(YAMNetMetadata.self, in: file)
         try meta.validate()
-        var used: Set<String> = []
-        func f32(_ name: String, _ shape: [Int]) throws(ModelError) -> [Float] {
-            guard let t = file.tensors[name] else { throw .missingTensor(name: name) }
-            guard t.dtype == "F32" else { throw .unsupportedDType(tensor: name, dtype: t.dtype) }
-            guard t.shape == shape else { throw .shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
-            let v = try file.floats(name)
-            if let bad = v.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteWeight(tensor: name, index: bad) }
-            used.insert(name)
-            return v
-        }
+        var reader = TensorReader(file)
+        func f32(_ name: String, _ shape: [Int]) throws(ModelError) -> [Float] { try reader.floats(name, shape) }
         /// Dequantised `[out][rest]` weights: int8 × the scale of their output channel.
         func dequantised(_ prefix: String, _ shape: [Int]) throws(ModelError) -> [Float] {
             let name = prefix + ".weight"
@@ -65,7 +54,7 @@ public struct YAMNetModel: Sendable {
             guard t.shape == shape else { throw .shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
             let scale = try f32(prefix + ".weight_scale", [shape[0]])
             if let bad = scale.firstIndex(where: { !($0 > 0) }) { throw .nonFiniteWeight(tensor: prefix + ".weight_scale", index: bad) }
-            used.insert(name)
+            reader.markUsed(name)
             let per = shape.dropFirst().reduce(1, *)
             switch t.dtype {
             case "I8":
@@ -119,7 +108,7 @@ public struct YAMNetModel: Sendable {
         let front = meta.frontEnd
         selfTestInput = try f32(meta.selftest.inputTensor, [front.patchSamples])
         selfTestEmbedding = try f32(meta.selftest.embeddingTensor, [arch.embeddingDim])
-        if let extra = file.tensors.keys.sorted().first(where: { !used.contains($0) }) { throw .unexpectedTensor(name: extra) }
+        try reader.rejectUnused()
         // SAME padding gives ceil(in / stride) ≥ 1 outputs, so any patch size survives the strides.
         self.layers = layers
         self.metadata = meta
