@@ -37,19 +37,23 @@ let package = Package(
         .target(name: "TestSupport"),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]), .target(name: "CInferenceSupport"), .target(name: "Inference", dependencies: ["Features", "COpenBLAS", "CInferenceSupport"], resources: [.copy("Resources")], swiftSettings: optimised),
         .target(name: "Gate", dependencies: ["Features", "Inference"]),
+        // Caregiver feedback: the episode store, the per-home veto and reason layer.
+        .target(name: "Feedback", dependencies: ["Gate", "Messaging", "SQLite"]),
         .target(name: "Agent", dependencies: [
-            "Capture", "Features", "Gate", "Inference", "Messaging",
+            "Capture", "Features", "Gate", "Inference", "Messaging", "Feedback",
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Control", dependencies: [
-            "Agent", "Features", "Gate", "Inference", "Messaging",
+            "Agent", "Features", "Feedback", "Gate", "Inference", "Messaging",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "Messaging", dependencies: ["CMosquitto", "CSQLite", .product(name: "Logging", package: "swift-log")]),
+        // The SQLite connection the outbox and the feedback store share.
+        .target(name: "SQLite", dependencies: ["CSQLite"]),
+        .target(name: "Messaging", dependencies: ["CMosquitto", "SQLite", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "DeepInfantEdgeCLI", dependencies: [
-            "Capture", "Features", "Inference", "Gate", "Agent", "Control", "Messaging",
+            "Capture", "Features", "Inference", "Gate", "Agent", "Control", "Messaging", "Feedback",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -59,6 +63,7 @@ let package = Package(
         .testTarget(name: "GateTests", dependencies: ["Gate", "Capture", "Inference", "Features"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Messaging", "Gate", "Inference", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Agent", "Messaging", "Gate", "Inference", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FeedbackTests", dependencies: ["Feedback", "Agent", "Control", "Messaging", "Gate", "Inference", "Capture", "TestSupport"]),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "TestSupport"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features", "TestSupport"], resources: [.copy("Fixtures")]),
     ],

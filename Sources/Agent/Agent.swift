@@ -1,4 +1,5 @@
 import Capture
+import Feedback
 import Foundation
 import Gate
 import Inference
@@ -33,6 +34,10 @@ public final class Agent: Sendable {
     /// Hash of the configuration in force (the start-up `config` until a remote change), and whether `info`
     /// must be re-published for it.
     private let liveConfigHash: Mutex<(hash: String, changed: Bool)>
+    /// Created by the first `feedbackBook()` call; nil inside when feedback is off.
+    private let preparedFeedback = Mutex<FeedbackBook??>(nil)
+    /// Set when the feedback counts changed and `info` must be re-published.
+    private let feedbackChanged = Mutex(false)
 
     /// A node whose gate runs the CRNN cry detector `cryModel`.
     public convenience init(config: AgentConfig, cryModel: ModelBundle, reasonModel: ModelBundle, logger: Logger = Logger(label: "deepinfant.agent")) {
@@ -91,6 +96,46 @@ public final class Agent: Sendable {
         }
     }
 
+    /// The node's feedback store and what it learnt (`<state_dir>/feedback.sqlite`), nil when
+    /// `feedback.enabled` is false. Created on the first call, shared with the control stage.
+    public func feedbackBook() throws -> FeedbackBook? {
+        try preparedFeedback.withLock { prepared in
+            if let prepared { return prepared }
+            let book = config.feedback.enabled ? try FeedbackBook(stateDir: config.node.stateDir, settings: config.feedback) : nil
+            prepared = .some(book)
+            return book
+        }
+    }
+
+    /// Where the node compares sounds: the running cry head's standardised embedding space (nil on a
+    /// crnn node, which has no embeddings).
+    public static func embeddingSpace(_ detector: CryDetectorModel) -> EmbeddingSpace? {
+        guard case let .yamnet(_, head) = detector else { return nil }
+        let s = head.standardisation
+        return EmbeddingSpace(mean: s.mean, scale: s.scale)
+    }
+
+    /// Re-learns from the feedback store (after an answer, a forget, or a model change) and hands the new
+    /// veto to the running gate between chunks; `info` is re-published with the next chunk.
+    public func refreshFeedback() {
+        guard let book = try? feedbackBook() else { return }
+        let labels = (control.reasonModel ?? reasonModel).labels
+        do {
+            try book.rebuild(labels: labels, space: Self.embeddingSpace(control.cryDetector ?? cryDetector))
+        } catch {
+            logger.error("feedback store unreadable; the node reports what its models say", metadata: ["error": "\(error)"])
+        }
+        control.setVeto(book.veto)
+        feedbackChanged.withLock { $0 = true }
+    }
+
+    /// Publishes the retained feedback state: the latest episode and its answer (HA's select).
+    public func publishFeedbackState() async {
+        guard let book = try? feedbackBook(), let publisher = try? publisher() else { return }
+        let latest = try? book.store.episode("latest")
+        await publisher.publishFeedbackState(FeedbackStatePayload(episodeID: latest?.id, startedAt: latest?.startedAt, label: latest?.label))
+    }
+
     /// Records the newest model version announced to this node for a slot (a signed model envelope,
     /// installed or not); `info.models[].latest_version` (and for the reason slot `info.model.latest_version`)
     /// carries it from the next chunk on, for Home Assistant's `update` entities.
@@ -124,6 +169,15 @@ public final class Agent: Sendable {
 
         let gate = try CryGate(detector: cryDetector, reasonModel: reasonModel, settings: config.gate)
         control.attach(gate)
+        var book: FeedbackBook?
+        do { book = try feedbackBook() } catch {
+            logger.error("feedback store cannot be opened; feedback is off until it can", metadata: ["error": "\(error)"])
+        }
+        var audioRecorder = book != nil && config.feedback.keepAudio ? EpisodeAudioRecorder(maxSeconds: config.feedback.audioMaxSeconds) : nil
+        if book != nil {
+            refreshFeedback()
+            await publishFeedbackState()
+        }
         var reporter = EpisodeReporter(modelVersion: reasonModel.metadata.version)
         var level = -120.0
         var audioSeconds = 0.0, episodes = 0
@@ -157,9 +211,33 @@ public final class Agent: Sendable {
                                             "model": "\(reasonModel.metadata.name) \(reasonModel.metadata.version)"])
 
         func report(_ events: [GateEvent]) async {
+            guard !events.isEmpty else { return }
+            let evidence = control.withGate { g in (g.openEvidence.map { [$0] } ?? []) + g.takeFinishedEvidence() } ?? []
             for event in events {
                 switch reporter.map(event, levelDBFS: level) {
-                case let .event(payload, state):
+                case .event(var payload, var state):
+                    if let book {
+                        let seen = evidence.last { $0.episode.uuidString.lowercased() == payload.episodeID }
+                        let minConfidence = control.gateSettings?.reasonMinConfidence ?? config.gate.reasonMinConfidence
+                        let global = ReasonEstimate(reason: payload.reason, confidence: payload.confidence, probabilities: payload.probabilities)
+                        if let adapted = book.adapt(global, meanEmbedding: seen?.meanEmbedding, minConfidence: minConfidence),
+                           adapted.probabilities != global.probabilities {
+                            payload.globalReason = payload.reason
+                            payload.globalProbabilities = payload.probabilities
+                            payload.reason = adapted.reason
+                            payload.confidence = (adapted.confidence * 1000).rounded() / 1000
+                            payload.probabilities = adapted.probabilities.mapValues { ($0 * 1000).rounded() / 1000 }
+                            payload.eventType = adapted.reason
+                            state?.reason = payload.reason
+                            state?.confidence = payload.confidence
+                        }
+                        if case let .cryStarted(_, _, onset, _, _, _) = event { audioRecorder?.begin(payload.episodeID, onset: onset) }
+                        if payload.type != .update {
+                            let audio = payload.type == .end ? audioRecorder?.finish(payload.episodeID) : nil
+                            record(payload, seen, audio: audio, in: book)
+                            if payload.type == .start { await publishFeedbackState() }
+                        }
+                    }
                     logger.info("cry \(payload.type.rawValue)", metadata: ["episode": "\(payload.episodeID)", "reason": "\(payload.reason)",
                                                                          "confidence": "\(payload.confidence)"])
                     do { try await publisher.publishEvent(payload) } catch { logger.error("event not persisted: \(error)") }
@@ -174,6 +252,7 @@ public final class Agent: Sendable {
             switch event {
             case let .audio(chunk):
                 level = Self.chunkLevel(chunk.samples)
+                audioRecorder?.append(chunk.samples, startIndex: chunk.startIndex)
                 let changes = control.drain()
                 if changes.modelChanged, let model = control.reasonModel {
                     await report(changes.events)  // the closed episode, under the old model version
@@ -182,7 +261,8 @@ public final class Agent: Sendable {
                     await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
                 } else {
                     await report(changes.events)
-                    if announcedModels.withLock({ $0.changed }) || liveConfigHash.withLock({ $0.changed }) {
+                    if announcedModels.withLock({ $0.changed }) || liveConfigHash.withLock({ $0.changed })
+                        || feedbackChanged.withLock({ $0 }) {
                         await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
                     }
                 }
@@ -213,6 +293,26 @@ public final class Agent: Sendable {
         logger.info("stopped", metadata: ["audio_s": "\(audioSeconds)", "episodes": "\(episodes)"])
     }
 
+    /// Stores an episode's start or end in the feedback store (failures are logged, never fatal: the
+    /// nursery is protected whether or not the store has room).
+    private func record(_ payload: CryEventPayload, _ evidence: EpisodeEvidence?, audio: [Int16]?, in book: FeedbackBook) {
+        let detector = control.cryDetector ?? cryDetector
+        var models = ["reason": payload.modelVersion]
+        for slot in [ModelSlot.cry, .yamnet] { if let m = detector.model(in: slot) { models[slot.rawValue] = m.version } }
+        let episode = FeedbackEpisode(id: payload.episodeID, startedAt: payload.startedAt, endedAt: payload.endedAt, durationS: payload.durationS,
+                                      cryConfidence: evidence.map { e in e.probabilities.isEmpty ? 0 : e.probabilities.reduce(0, +) / Double(e.patchCount) } ?? 0,
+                                      reason: payload.globalReason ?? payload.reason,
+                                      probabilities: payload.globalProbabilities ?? payload.probabilities, models: models,
+                                      embeddings: evidence?.embeddings ?? [], dimension: evidence?.dimension ?? 0,
+                                      patchProbabilities: evidence?.probabilities ?? [])
+        do {
+            try book.store.record(episode, audio: audio)
+            feedbackChanged.withLock { $0 = true }
+        } catch {
+            logger.error("episode not kept for feedback", metadata: ["episode": "\(payload.episodeID)", "error": "\(error)"])
+        }
+    }
+
     static func chunkLevel(_ samples: [Float]) -> Double {
         guard !samples.isEmpty else { return -120 }
         var acc = 0.0
@@ -240,7 +340,13 @@ public final class Agent: Sendable {
                     configHash: liveConfigHash.withLock { live in
                         live.changed = false
                         return live.hash
-                    }, models: models)
+                    }, models: models, feedback: feedbackInfo())
+    }
+
+    private func feedbackInfo() -> FeedbackInfo? {
+        feedbackChanged.withLock { $0 = false }
+        guard let book = try? feedbackBook() else { return nil }
+        return book.summary(vetoedPatches: control.withGate { $0.vetoedPatches } ?? 0)
     }
 
     private func mqttSettings(clientID: String) throws -> MQTTSettings {

@@ -1,3 +1,4 @@
+import Feedback
 import Foundation
 import Gate
 
@@ -71,6 +72,7 @@ public struct AgentConfig: Sendable, Equatable {
     public var model = Model()
     public var log = Logging()
     public var control = Control()
+    public var feedback = FeedbackSettings()
 
     public init() {}
 
@@ -113,6 +115,7 @@ public struct AgentConfig: Sendable, Equatable {
             throw ConfigError(key: "control.trusted_keys", reason: "entry \(i) is empty (a path to a public key file)")
         }
         do { try gate.validate() } catch { throw ConfigError(key: error.key, reason: error.reason) }
+        do { try feedback.validate() } catch { throw ConfigError(key: error.key, reason: error.reason) }
     }
 }
 

@@ -99,6 +99,13 @@ extension AgentControl {
     }
 }
 
+extension AgentControl {
+    /// Hands the gate what the home taught (between chunks); nil removes the veto.
+    public func setVeto(_ veto: (any CryVeto)?) {
+        lock.withLock { gate?.veto = veto }
+    }
+}
+
 public enum AgentControlError: Error, Equatable, CustomStringConvertible {
     case notRunning
     public var description: String { "the audio pipeline is not running" }

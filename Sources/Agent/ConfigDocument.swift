@@ -1,3 +1,4 @@
+import Feedback
 import Gate
 import Inference
 
@@ -23,7 +24,7 @@ public enum ConfigDocument {
             for (k, v) in pairs { if let v { members[k] = v } }
             return .object(members)
         }
-        let g = c.gate
+        let g = c.gate, f = c.feedback
         return .object([
             "node": section([("id", s(c.node.id)), ("state_dir", s(c.node.stateDir))]),
             "audio": section([("device", s(c.audio.device)), ("input", s(c.audio.input)), ("real_time", .bool(c.audio.realTime)),
@@ -45,6 +46,11 @@ public enum ConfigDocument {
                               ("yamnet_path", s(c.model.yamnetPath))]),
             "log": section([("level", s(c.log.level))]),
             "control": section([("trusted_keys", .array(c.control.trustedKeys.map { .string($0) }))]),
+            "feedback": section([("enabled", .bool(f.enabled)), ("max_episodes", i(f.maxEpisodes)), ("max_labelled", i(f.maxLabelled)),
+                                 ("max_age_days", n(f.maxAgeDays)), ("keep_audio", .bool(f.keepAudio)), ("audio_max_mb", n(f.audioMaxMB)),
+                                 ("audio_max_s", n(f.audioMaxSeconds)), ("veto", .bool(f.veto)), ("veto_similarity", n(f.vetoSimilarity)),
+                                 ("veto_margin", n(f.vetoMargin)), ("veto_max_episodes", i(f.vetoMaxEpisodes)),
+                                 ("adapt_reasons", .bool(f.adaptReasons)), ("reason_beta", n(f.reasonBeta)), ("reason_kappa", n(f.reasonKappa))]),
         ])
     }
 
@@ -102,6 +108,22 @@ public enum ConfigDocument {
         }
         try root.section("control") { r throws(ConfigError) in
             if let v = try r.strings("trusted_keys") { c.control.trustedKeys = v }
+        }
+        try root.section("feedback") { r throws(ConfigError) in
+            if let v = try r.bool("enabled") { c.feedback.enabled = v }
+            if let v = try r.int("max_episodes") { c.feedback.maxEpisodes = v }
+            if let v = try r.int("max_labelled") { c.feedback.maxLabelled = v }
+            if let v = try r.double("max_age_days") { c.feedback.maxAgeDays = v }
+            if let v = try r.bool("keep_audio") { c.feedback.keepAudio = v }
+            if let v = try r.double("audio_max_mb") { c.feedback.audioMaxMB = v }
+            if let v = try r.double("audio_max_s") { c.feedback.audioMaxSeconds = v }
+            if let v = try r.bool("veto") { c.feedback.veto = v }
+            if let v = try r.double("veto_similarity") { c.feedback.vetoSimilarity = v }
+            if let v = try r.double("veto_margin") { c.feedback.vetoMargin = v }
+            if let v = try r.int("veto_max_episodes") { c.feedback.vetoMaxEpisodes = v }
+            if let v = try r.bool("adapt_reasons") { c.feedback.adaptReasons = v }
+            if let v = try r.double("reason_beta") { c.feedback.reasonBeta = v }
+            if let v = try r.double("reason_kappa") { c.feedback.reasonKappa = v }
         }
         try root.rejectUnknown()
         try c.validate()

@@ -28,6 +28,7 @@ public enum ConfigPatch {
         ("control", "trusted keys can only be changed in the config file on the node"),
         ("model", "models are changed with cmd/model (signed) or in the config file on the node"),
         ("node.state_dir", "the state directory holds the override itself; change it in the config file"),
+        ("feedback.keep_audio", "keeping audio is the owner's choice, made in the config file on the node"),
     ]
 
     /// Keys of live sections that still need a restart.

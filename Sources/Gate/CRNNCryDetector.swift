@@ -53,4 +53,6 @@ final class CRNNCryDetector: CryDetector {
     }
 
     func update(settings: GateSettings) { hopFrames = Self.hopFrames(settings, parameters) }
+
+    var lastEmbedding: [Float]? { nil }
 }

@@ -22,4 +22,6 @@ protocol CryDetector: AnyObject {
     func score(end: Double, recent: UnsafeBufferPointer<Float>, recentFrames: Int, limitFrames: Int?) -> (probability: Double, seconds: Double)?
     /// Settings changed remotely.
     func update(settings: GateSettings)
+    /// The embedding of the window scored last (YAMNet), nil for a detector without one (the CRNN).
+    var lastEmbedding: [Float]? { get }
 }

@@ -30,6 +30,13 @@ public final class CryGate {
     private var levelEnergy = 0.0, levelCount = 0, levelStart = 0.0
     private var streamTime = 0.0
     private var baseDate: Date?
+    private var evidence = EvidenceCollector()
+
+    /// What the home has taught the node (caregiver feedback): consulted for every patch the cry head scores
+    /// at or above the threshold. Nil: the cry head alone decides.
+    public var veto: (any CryVeto)?
+    /// Patches the veto silenced since the start.
+    public private(set) var vetoedPatches = 0
 
     /// Counters for diagnostics: analysis ticks, windows analysed by each model (ticks - cry windows =
     /// ticks the activity detector kept the models asleep), and recent inference latencies.
@@ -91,7 +98,13 @@ public final class CryGate {
     }
 
     /// The embedding of the latest scored patch (YAMNet detector), for caregiver feedback.
-    public var lastEmbedding: [Float]? { (detector as? YAMNetCryDetector)?.lastEmbedding }
+    public var lastEmbedding: [Float]? { detector.lastEmbedding }
+
+    /// The evidence of episodes that ended since the last call (for the feedback store), oldest first.
+    public func takeFinishedEvidence() -> [EpisodeEvidence] { evidence.takeFinished() }
+
+    /// The evidence of the open episode so far.
+    public var openEvidence: EpisodeEvidence? { evidence.open }
 
     /// The id of the open episode, if any.
     public var currentEpisode: UUID? { tracker.currentEpisode }
@@ -118,7 +131,7 @@ public final class CryGate {
             throw GateError.incompatibleModels("reason model features differ from the running front end's")
         }
         var events: [GateEvent] = []
-        if tracker.isCrying { events = tracker.end(at: streamTime, date: date(at: streamTime)) }
+        if tracker.isCrying { events = endEpisode() }
         reasonModel = model
         reasonEngine = CRNNEngine(model: model, maxFrames: windowFrames)
         reasonLog = [Float](repeating: 0, count: model.labels.count)
@@ -145,7 +158,7 @@ public final class CryGate {
             next = try YAMNetCryDetector(body: body, head: head, settings: settings)
         }
         var events: [GateEvent] = []
-        if tracker.isCrying { events = tracker.end(at: streamTime, date: date(at: streamTime)) }
+        if tracker.isCrying { events = endEpisode() }
         detector = next
         detectorModel = model
         tracker = EpisodeTracker(settings: Self.trackerSettings(settings, model), labels: reasonModel.labels,
@@ -185,8 +198,15 @@ public final class CryGate {
         extractor.finish(into: &features)
         appendFrames(&events)
         if let t = detector.finish() { analyse(at: t, &events) }
-        events += tracker.end(at: streamTime, date: date(at: streamTime))
+        events += endEpisode()
         return events
+    }
+
+    /// Ends the open episode now (input end, model swap), evidence included.
+    private func endEpisode() -> [GateEvent] {
+        let ended = tracker.end(at: streamTime, date: date(at: streamTime))
+        evidence.observe(ended, windowSeconds: detector.windowSeconds)
+        return ended
     }
 
     private func date(at t: Double) -> Date { (baseDate ?? Date()).addingTimeInterval(t) }
@@ -234,6 +254,15 @@ public final class CryGate {
                 cryWindowsAnalysed += 1
                 window.cryProbability = p
                 window.seconds = seconds
+                if p >= tracker.threshold, let embedding = detector.lastEmbedding {
+                    let vetoed = veto.map { v in embedding.withUnsafeBufferPointer { v.vetoes(embedding: $0, probability: p) } } ?? false
+                    evidence.cryPatch(time: t, probability: p, embedding: embedding, vetoed: vetoed)
+                    if vetoed {
+                        vetoedPatches += 1
+                        window.cryProbability = 0
+                        return
+                    }
+                }
                 if p >= tracker.threshold, recentFrames >= reasonEngine.minFrames {
                     let frames = min(windowFrames, recentFrames, limit ?? windowFrames)
                     let slice = UnsafeBufferPointer(rebasing: all[(recentFrames - max(frames, reasonEngine.minFrames)) * nMels..<recentFrames * nMels])
@@ -251,7 +280,9 @@ public final class CryGate {
         }
         analysisTicks += 1
         // A quiet window costs no inference; it still resets a pending onset and advances the hang-over.
-        events += tracker.add(window)
+        let caused = tracker.add(window)
+        evidence.observe(caused, windowSeconds: detector.windowSeconds)
+        events += caused
     }
 }
 

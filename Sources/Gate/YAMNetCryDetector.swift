@@ -18,7 +18,7 @@ final class YAMNetCryDetector: CryDetector {
     private var nextPoint: Int64
     private var currentPoint: Int64 = 0
     /// The embedding of the latest scored patch (what feedback on an episode stores).
-    private(set) var lastEmbedding: [Float] = []
+    private(set) var lastEmbedding: [Float]?
 
     init(body: YAMNetModel, head: EmbeddingHead, settings: GateSettings) throws {
         guard head.metadata.architecture.inputDim == body.embeddingDimension else {

@@ -15,6 +15,9 @@ public struct EmbeddingHead: Sendable {
     public let selfTestInput: [Float]
 
     public var labels: [String] { metadata.labels }
+    /// The standardisation the head applies first (`(e - mean) * scale`): the space in which the node compares
+    /// embeddings for caregiver feedback too, so that every dimension counts as much as the head lets it.
+    public var standardisation: (mean: [Float], scale: [Float]) { (mean, scale) }
     public var cryIndex: Int { 1 }
 
     public static func load(path: String, verifySelfTest: Bool = true) throws(ModelError) -> EmbeddingHead {

@@ -36,6 +36,7 @@ public actor NodePublisher {
     private var lastState: StatePayload?
     private var lastInfo: InfoPayload?
     private var lastConfig: ConfigStatePayload?
+    private var lastFeedback: FeedbackStatePayload?
     private var tasks: [Task<Void, Never>] = []
     private var eventsAcknowledged = 0
 
@@ -124,6 +125,12 @@ public actor NodePublisher {
     public func publishConfigState(_ config: ConfigStatePayload) {
         lastConfig = config
         publishRetained(topics.configState, config)
+    }
+
+    /// Retained: the latest episode and its answer (state of HA's "Last cry was…" `select`).
+    public func publishFeedbackState(_ feedback: FeedbackStatePayload) {
+        lastFeedback = feedback
+        publishRetained(topics.feedback, feedback)
     }
 
     /// Retained JSON on `<prefix>/<node>/diagnostics`: the agent's health counters (any `Encodable`), for
@@ -233,6 +240,7 @@ public actor NodePublisher {
         if let lastInfo { publishRetained(topics.info, withOutboxCounters(lastInfo)) }
         if let lastState { publishRetained(topics.state, lastState) }
         if let lastConfig { publishRetained(topics.configState, lastConfig) }
+        if let lastFeedback { publishRetained(topics.feedback, lastFeedback) }
     }
 
     /// A reason model with other labels is in force (after `cmd/model` or a rollback): Home Assistant's

@@ -66,11 +66,16 @@ public struct CryEventPayload: Codable, Sendable, Equatable {
     /// `reason`, or `unknown` when it is not one of the model's labels: Home Assistant's `event` entity reads
     /// this key and rejects types it was not told about in discovery.
     public var eventType: String
+    /// Present when the home's feedback changed the reason: what the global model alone said. `reason`,
+    /// `confidence` and `probabilities` are then the adapted ones.
+    public var globalReason: String?
+    public var globalProbabilities: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
         case type, seq, timestamp, reason, confidence, probabilities
         case episodeID = "episode_id", startedAt = "started_at", endedAt = "ended_at", durationS = "duration_s"
         case levelDBFS = "level_dbfs", modelVersion = "model_version", eventType = "event_type"
+        case globalReason = "global_reason", globalProbabilities = "global_probabilities"
     }
 
     public init(type: Kind, episodeID: String, seq: Int, timestamp: Date, startedAt: Date, endedAt: Date? = nil,
@@ -189,9 +194,11 @@ public struct InfoPayload: Codable, Sendable, Equatable {
     /// ``NodePublisher/publishInfo(_:)``).
     public var outboxPending: Int
     public var outboxDropped: Int
+    /// Caregiver feedback counts and the adapted model's leave-one-out accuracy; nil when feedback is off.
+    public var feedback: FeedbackInfo?
 
     enum CodingKeys: String, CodingKey {
-        case model, models
+        case model, models, feedback
         case nodeID = "node_id", softwareVersion = "software_version", audioDevice = "audio_device"
         case startedAt = "started_at", uptimeS = "uptime_s", configHash = "config_hash"
         case outboxPending = "outbox_pending", outboxDropped = "outbox_dropped"
@@ -199,8 +206,9 @@ public struct InfoPayload: Codable, Sendable, Equatable {
 
     public init(nodeID: String, softwareVersion: String, model: Model, audioDevice: String, startedAt: Date,
                 uptimeS: Double, configHash: String, outboxPending: Int = 0, outboxDropped: Int = 0,
-                models: [SlotModel]? = nil) {
+                models: [SlotModel]? = nil, feedback: FeedbackInfo? = nil) {
         self.nodeID = nodeID
+        self.feedback = feedback
         self.softwareVersion = softwareVersion
         self.model = model
         self.models = models
@@ -293,4 +301,77 @@ public struct NodeCommand: Sendable, Equatable {
         self.group = group
         self.topic = topic
     }
+}
+
+/// `info.feedback`: what the caregivers have taught this node (counts only; no audio, no embeddings).
+public struct FeedbackInfo: Codable, Sendable, Equatable {
+    /// Leave-one-out over the reason-labelled episodes: how often the adapted model and the global one
+    /// alone name the label the caregiver gave.
+    public struct LeaveOneOut: Codable, Sendable, Equatable {
+        public var episodes: Int
+        public var adaptedAccuracy: Double
+        public var globalAccuracy: Double
+        enum CodingKeys: String, CodingKey {
+            case episodes
+            case adaptedAccuracy = "adapted_accuracy", globalAccuracy = "global_accuracy"
+        }
+        public init(episodes: Int, adaptedAccuracy: Double, globalAccuracy: Double) {
+            self.episodes = episodes
+            self.adaptedAccuracy = adaptedAccuracy
+            self.globalAccuracy = globalAccuracy
+        }
+    }
+
+    /// Episodes stored.
+    public var episodes: Int
+    /// Labelled episodes per label (`not_cry` included).
+    public var labels: [String: Int]
+    /// "Not a cry" episodes the veto uses, and patches it silenced since the start.
+    public var vetoEpisodes: Int
+    public var vetoedPatches: Int
+    /// Weight of the home reason layer against the global model (0: none).
+    public var reasonWeight: Double
+    public var leaveOneOut: LeaveOneOut?
+
+    enum CodingKeys: String, CodingKey {
+        case episodes, labels
+        case vetoEpisodes = "veto_episodes", vetoedPatches = "vetoed_patches", reasonWeight = "reason_weight", leaveOneOut = "leave_one_out"
+    }
+
+    public init(episodes: Int, labels: [String: Int], vetoEpisodes: Int, vetoedPatches: Int, reasonWeight: Double, leaveOneOut: LeaveOneOut?) {
+        self.episodes = episodes
+        self.labels = labels
+        self.vetoEpisodes = vetoEpisodes
+        self.vetoedPatches = vetoedPatches
+        self.reasonWeight = reasonWeight
+        self.leaveOneOut = leaveOneOut
+    }
+}
+
+/// Retained on `<prefix>/<node>/feedback`: the most recent episode and the answer given for it, for Home
+/// Assistant's "Last cry was…" `select` (``option`` is the select's option text, `None` when unanswered).
+public struct FeedbackStatePayload: Codable, Sendable, Equatable {
+    public var episodeID: String?
+    public var startedAt: Date?
+    public var label: String?
+    public var option: String
+    public var timestamp: Date
+
+    enum CodingKeys: String, CodingKey {
+        case label, option, timestamp
+        case episodeID = "episode_id", startedAt = "started_at"
+    }
+
+    public init(episodeID: String?, startedAt: Date?, label: String?, timestamp: Date = Date()) {
+        self.episodeID = episodeID
+        self.startedAt = startedAt
+        self.label = label
+        self.option = label.map(Self.option(for:)) ?? "None"
+        self.timestamp = timestamp
+    }
+
+    /// The select's text for a label: `not_cry` reads "not a cry", reasons as they are.
+    public static func option(for label: String) -> String { label == notCry ? notACry : label }
+    public static let notCry = "not_cry"
+    public static let notACry = "not a cry"
 }

@@ -37,6 +37,8 @@ public struct Topics: Sendable, Equatable {
     /// Retained JSON of the remotely settable configuration (``ConfigStatePayload``), echoed by the node so that
     /// Home Assistant `number` entities show the value in force.
     public var configState: String { "\(base)/config" }
+    /// Retained JSON ``FeedbackStatePayload``: the latest episode and the caregivers' answer for it.
+    public var feedback: String { "\(base)/feedback" }
     /// Commands addressed to this node: `<prefix>/<node>/cmd/<name>`.
     public func command(_ name: String) -> String { "\(base)/cmd/\(name)" }
     /// Commands addressed to every node: `<prefix>/all/cmd/<name>`.
