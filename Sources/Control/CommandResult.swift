@@ -1,3 +1,4 @@
+import Feedback
 import Foundation
 import Inference
 import Messaging
@@ -69,6 +70,13 @@ public struct CommandResult: Codable, Sendable, Equatable {
     public var uptimeS: Double?
     public var softwareVersion: String?
     public var pipelineRunning: Bool?
+    /// `cmd/feedback`, `cmd/forget`: the episode concerned, the label now in force (nil: none), and for a
+    /// forget-all how many episodes were erased.
+    public var episodeID: String?
+    public var label: String?
+    public var forgotten: Int?
+    /// `cmd/export_feedback`: one page of labelled episodes.
+    public var export: FeedbackExportPage?
     public var timestamp: Date
 
     enum CodingKeys: String, CodingKey {
@@ -76,6 +84,7 @@ public struct CommandResult: Codable, Sendable, Equatable {
         case requestID = "request_id", nodeID = "node_id", configHash = "config_hash"
         case restartRequired = "restart_required", restartKeys = "restart_keys", previousModel = "previous_model"
         case uptimeS = "uptime_s", softwareVersion = "software_version", pipelineRunning = "pipeline_running"
+        case episodeID = "episode_id", label, forgotten, export
     }
 
     public init(command: String, requestID: String?, nodeID: String, ok: Bool, error: String? = nil, key: String? = nil,

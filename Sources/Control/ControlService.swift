@@ -211,10 +211,13 @@ public actor ControlService {
         case "rollback": result = await rollbackCommand(command.payload)
         case "ping": result = pingCommand(command.payload)
         case "selftest": result = selftestCommand(command.payload)
+        case "feedback": result = await feedbackCommand(command.payload)
+        case "forget": result = await forgetCommand(command.payload)
+        case "export_feedback": result = exportFeedbackCommand(command.payload)
         default:
             let requestID: String? = if case let .success(object) = parseObject(command.payload), case let .string(id)? = object["request_id"] { id } else { nil }
             result = failure(command.name, requestID, error: "unknown_command", key: nil,
-                             message: "unknown command \"\(command.name)\" (config, model, rollback, ping, selftest)")
+                             message: "unknown command \"\(command.name)\" (config, model, rollback, ping, selftest, feedback, forget, export_feedback)")
         }
         if result.ok {
             logger.info("cmd/\(command.name) ok", metadata: ["message": "\(result.message ?? "")"])
@@ -370,6 +373,7 @@ public actor ControlService {
         }
         if entry != runningEntries[slot] || previous.source != model.source { kept[slot] = (runningEntries[slot], previous) }
         runningEntries[slot] = entry
+        agent.refreshFeedback()  // new labels or a new embedding space: re-learn the home under them
         return previous
     }
 
@@ -518,14 +522,14 @@ public actor ControlService {
 
     // MARK: - helpers
 
-    private struct BadPayload: Error {
+    struct BadPayload: Error {
         var code: String
         var key: String?
         var message: String
     }
 
     /// The payload as a JSON object (`allowEmpty`: zero bytes count as `{}`).
-    private func parseObject(_ payload: [UInt8], allowEmpty: Bool = false) -> Result<[String: JSONValue], BadPayload> {
+    func parseObject(_ payload: [UInt8], allowEmpty: Bool = false) -> Result<[String: JSONValue], BadPayload> {
         if payload.isEmpty || payload.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             return allowEmpty ? .success([:]) : .failure(BadPayload(code: "malformed_json", key: "(root)", message: "empty payload"))
         }
@@ -541,12 +545,12 @@ public actor ControlService {
         return .success(members)
     }
 
-    private func success(_ command: String, _ requestID: String?, message: String) -> CommandResult {
+    func success(_ command: String, _ requestID: String?, message: String) -> CommandResult {
         CommandResult(command: command, requestID: requestID, nodeID: effectiveNodeID, ok: true, message: message,
                       configHash: ConfigHash.of(effective))
     }
 
-    private func failure(_ command: String, _ requestID: String?, error: String, key: String?, message: String) -> CommandResult {
+    func failure(_ command: String, _ requestID: String?, error: String, key: String?, message: String) -> CommandResult {
         CommandResult(command: command, requestID: requestID, nodeID: effectiveNodeID, ok: false, error: error, key: key,
                       message: message, configHash: ConfigHash.of(effective))
     }

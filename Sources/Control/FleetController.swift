@@ -93,6 +93,11 @@ public actor FleetController {
         return expected.sorted().map { Outcome(node: $0, result: answers[$0]) }
     }
 
+    /// The online nodes' ids (for commands sent node by node, like the paged feedback export).
+    public func onlineNodes(settle: Duration = .seconds(1)) async -> [String] {
+        await list(settle: settle).filter { $0.online == true }.map(\.id)
+    }
+
     private func received(_ message: MQTTMessage) {
         let parts = message.topic.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         let prefixParts = prefix.split(separator: "/").count

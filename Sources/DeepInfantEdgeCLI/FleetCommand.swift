@@ -15,7 +15,8 @@ struct FleetCommand: AsyncParsableCommand {
         status is 1 when any node reports an error or does not answer in time. --all targets the nodes whose
         retained status is online.
         """,
-        subcommands: [FleetListCommand.self, FleetConfigCommand.self, FleetPushModelCommand.self, FleetRollbackCommand.self]
+        subcommands: [FleetListCommand.self, FleetConfigCommand.self, FleetPushModelCommand.self, FleetRollbackCommand.self,
+                      FleetFeedbackCommand.self, FleetExportFeedbackCommand.self, FleetForgetAllCommand.self]
     )
 }
 

@@ -33,7 +33,7 @@ struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Inspect model files.",
-        subcommands: [ModelInspectCommand.self, ModelKeygenCommand.self, ModelSignCommand.self, ModelVerifyCommand.self]
+        subcommands: [ModelInspectCommand.self, ModelKeygenCommand.self, ModelSignCommand.self, ModelVerifyCommand.self, ModelTrainHeadCommand.self]
     )
 }
 

@@ -30,6 +30,7 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
         ("update", "model"),
         ("update", "cry_model"),
         ("update", "yamnet_model"),
+        ("select", "last_cry"),
     ]
 
     /// One `update` entity per model slot (docs/control.md): the slot, its object id, entity name and title.
@@ -157,6 +158,14 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
                     "step": 0.01, "mode": "box", "command_topic": topics.command("config"),
                     "command_template": "{\"gate\":{\"reason_min_confidence\":{{ value }}}}",
                     "state_topic": topics.configState, "value_template": "{{ value_json.reason.min_confidence }}"]
+        case "last_cry":
+            // Sets the caregivers' answer for the most recent episode (cmd/feedback with episode_id "latest");
+            // the retained feedback state shows the answer in force, "None" (HA: unknown) when there is none.
+            let options = labels.filter { $0 != "unknown" } + [FeedbackStatePayload.notACry]
+            return ["name": "Last cry was", "icon": "mdi:message-question-outline", "options": options,
+                    "command_topic": topics.command("feedback"), "qos": 1,
+                    "command_template": "{\"episode_id\":\"latest\",\"label\":{{ ('\(FeedbackStatePayload.notCry)' if value == '\(FeedbackStatePayload.notACry)' else value) | tojson }},\"source\":\"home_assistant\"}",
+                    "state_topic": topics.feedback, "value_template": "{{ value_json.option }}"]
         case "model":
             // `latest_version` is optional in `info.model`: `default` tests for it without HA's
             // undefined-variable warning (which `a or b` on a missing key logs).

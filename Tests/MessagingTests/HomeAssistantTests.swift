@@ -52,6 +52,7 @@ struct HomeAssistantTests {
         await publisher.publishInfo(info(reasonLatest: "1.1.0", cry: "2.0.0", cryLatest: "2.1.0"))
         await publisher.publishState(StatePayload(crying: false, since: started))
         await publisher.publishConfigState(ConfigStatePayload(gate: .init(threshold: 0.5), reason: .init(minConfidence: 0.4)))
+        await publisher.publishFeedbackState(FeedbackStatePayload(episodeID: "e0", startedAt: started, label: nil))
         try await publisher.start()
         try await publisher.client.waitUntilConnected(timeout: .seconds(5))
         try await Task.sleep(for: .seconds(2))   // HA subscribes ~0.5 s after a config arrives
@@ -63,6 +64,7 @@ struct HomeAssistantTests {
             "sensor.deepinfant_hacheck_dropped_events", "number.deepinfant_hacheck_gate_cry_threshold",
             "number.deepinfant_hacheck_reason_confidence_threshold", "update.deepinfant_hacheck_model",
             "update.deepinfant_hacheck_cry_model", "update.deepinfant_hacheck_yamnet_model",
+            "select.deepinfant_hacheck_last_cry_was",
         ]
         let entities = try json("entities", node)
         print("HA entities:\n" + entities.map { e in
@@ -126,6 +128,25 @@ struct HomeAssistantTests {
         let object = try JSONSerialization.jsonObject(with: Data(patch.payload)) as? [String: Any]
         let threshold = (object?["gate"] as? [String: Any])?["cry_threshold"]
         #expect((threshold as? NSNumber)?.doubleValue == 0.65, "\(String(describing: threshold))")
+
+        // The "Last cry was…" select: no answer yet reads unknown; its options are the reasons plus "not a
+        // cry"; choosing one sends cmd/feedback for the latest episode; the node's retained answer shows.
+        let select = "select.deepinfant_hacheck_last_cry_was"
+        #expect(state[select]?["state"] as? String == "unknown")
+        let options = (state[select]?["attributes"] as? [String: Any])?["options"] as? [String]
+        #expect(options == labels + ["not a cry"])
+        for (option, label) in [("not a cry", "not_cry"), ("tired", "tired")] {
+            commands.clear()
+            _ = try ha("call", "select", "select_option", #"{"entity_id":"\#(select)","option":"\#(option)"}"#)
+            try await eventually("feedback command from HA") { commands.commands.contains { $0.name == "feedback" } }
+            let sent = try #require(commands.commands.first { $0.name == "feedback" })
+            print("HA select \(option) -> \(sent.topic): \(String(decoding: sent.payload, as: UTF8.self))")
+            let body = try JSONSerialization.jsonObject(with: Data(sent.payload)) as? [String: Any]
+            #expect(body?["episode_id"] as? String == "latest")
+            #expect(body?["label"] as? String == label)
+            await publisher.publishFeedbackState(FeedbackStatePayload(episodeID: "e1", startedAt: now, label: label))
+            try await eventually("select shows \(option)") { try states(node)[select]?["state"] as? String == option }
+        }
 
         let errors = try ha("errors", "--all")
         #expect(!errors.contains("hacheck") && !errors.contains("deepinfant") && !errors.contains("value_json"),

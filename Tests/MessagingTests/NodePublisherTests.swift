@@ -192,4 +192,5 @@ final class CommandCollector: @unchecked Sendable {
 
     deinit { task?.cancel() }
     var commands: [NodeCommand] { lock.withLock { collected } }
+    func clear() { lock.withLock { collected = [] } }
 }
