@@ -220,18 +220,23 @@ final class TestNode: @unchecked Sendable {
 
     /// `detector`: the node's cry detector (default: the CRNN fixture, a crnn node; `Fixtures.yamnetDetector`
     /// for a yamnet node).
+    /// `broker`: share one broker between nodes (each keeps its own state directory; they trust one key).
+    /// `audio`: a recording to stream in real time instead of the generated one.
     init(id: String = "nursery", seconds: Double = 120, levelInterval: Double = 10, trust: Bool = true, bursts: Bool = false,
-         detector: CryDetectorModel? = nil, startPipeline: Bool = true, edit: (inout AgentConfig) -> Void = { _ in }) async throws {
-        broker = try Broker()
+         detector: CryDetectorModel? = nil, startPipeline: Bool = true, broker shared: Broker? = nil, audio recording: URL? = nil,
+         edit: (inout AgentConfig) -> Void = { _ in }) async throws {
+        broker = try shared ?? Broker()
         self.id = id
-        let audio = try Self.sharedWAV(seconds: seconds, bursts: bursts)
+        let audio = try recording ?? Self.sharedWAV(seconds: seconds, bursts: bursts)
         keyDirectory = broker.directory.appendingPathComponent("keys")
         try FileManager.default.createDirectory(at: keyDirectory, withIntermediateDirectories: true)
-        let key = try SigningKeys.generate(directory: keyDirectory.path)
         signingKey = keyDirectory.appendingPathComponent("signing.key").path
+        let key = FileManager.default.fileExists(atPath: signingKey)
+            ? try SigningKeys.loadPublic(path: keyDirectory.appendingPathComponent("signing.pub").path)
+            : try SigningKeys.generate(directory: keyDirectory.path)
         var c = AgentConfig()
         c.node.id = id
-        c.node.stateDir = broker.directory.appendingPathComponent("state").path
+        c.node.stateDir = broker.directory.appendingPathComponent(shared == nil ? "state" : "state-\(id)").path
         c.mqtt.broker = broker.url
         c.mqtt.username = "node"
         c.mqtt.password = "hunter2"
