@@ -59,7 +59,7 @@ struct MergePatchTests {
             Issue.record("not an object"); return
         }
         #expect(mqtt["password"] == .string(ConfigDocument.redacted))
-        #expect(Set(doc.keys) == ["node", "audio", "mqtt", "gate", "model", "log", "control"])
+        #expect(Set(doc.keys) == ["node", "audio", "mqtt", "gate", "model", "log", "control", "feedback"])
     }
 
     @Test("Home Assistant number entities send patches of real config keys")
