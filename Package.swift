@@ -35,7 +35,11 @@ let package = Package(
         .target(name: "Features", dependencies: ["CFFTW"], swiftSettings: optimised),
         // Test support only (no product depends on it): the shared ALSA config, child processes, free ports.
         .target(name: "TestSupport"),
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]), .target(name: "CInferenceSupport"), .target(name: "Inference", dependencies: ["Features", "COpenBLAS", "CInferenceSupport"], resources: [.copy("Resources")], swiftSettings: optimised),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]), .target(name: "CInferenceSupport"),
+        // The shipped model files (Sources/Inference/Resources/), linked into the executable with .incbin.
+        .target(name: "CEmbeddedModels", cSettings: [.headerSearchPath("../Inference/Resources")]),
+        .target(name: "Inference", dependencies: ["Features", "COpenBLAS", "CInferenceSupport", "CEmbeddedModels"],
+                exclude: ["Resources"], swiftSettings: optimised),
         .target(name: "Gate", dependencies: ["Features", "Inference"]),
         // Caregiver feedback: the episode store, the per-home veto and reason layer.
         .target(name: "Feedback", dependencies: ["Gate", "Messaging", "SQLite"]),
@@ -55,6 +59,7 @@ let package = Package(
         .executableTarget(name: "DeepInfantEdgeCLI", dependencies: [
             "Capture", "Features", "Inference", "Gate", "Agent", "Control", "Messaging", "Feedback",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 

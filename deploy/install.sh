@@ -9,9 +9,8 @@ bash deploy/install-deps.sh
 swift build -c release --static-swift-stdlib --product deepinfant-edge
 bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 install -m 0755 "$bin/deepinfant-edge" /usr/local/bin/deepinfant-edge
-# The embedded models are SwiftPM resources that live next to the executable.
+# The models are linked into the executable; remove the resource folder older versions installed beside it.
 rm -rf /usr/local/bin/DeepInfantEdge_Inference.resources
-cp -r "$bin/DeepInfantEdge_Inference.resources" /usr/local/bin/
 install -d -m 0755 /etc/deepinfant-edge /usr/local/share/doc/deepinfant-edge
 [ -f /etc/deepinfant-edge/config.toml ] || install -m 0644 config.example.toml /etc/deepinfant-edge/config.toml
 [ -f /etc/deepinfant-edge/secrets.env ] || install -m 0600 /dev/null /etc/deepinfant-edge/secrets.env

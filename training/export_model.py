@@ -160,6 +160,18 @@ def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dic
         for b in blobs:
             fh.write(b)
     tmp.replace(path)
+    _touch_embedding(path)
+
+
+# The shipped models are linked into the executable by Sources/CEmbeddedModels/models.S (.incbin), which
+# neither the compiler's dependency file nor SwiftPM tracks: touching it makes the next build take the new bytes.
+_EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "Sources" / "Inference" / "Resources"
+_EMBEDDING_SOURCE = Path(__file__).resolve().parent.parent / "Sources" / "CEmbeddedModels" / "models.S"
+
+
+def _touch_embedding(path: Path) -> None:
+    if Path(path).resolve().parent == _EMBEDDED_DIR and _EMBEDDING_SOURCE.exists():
+        _EMBEDDING_SOURCE.touch()
 
 
 def export_model(model, path, *, name: str, version: str, task: str, labels: Sequence[str],

@@ -36,7 +36,7 @@ extension CryDetectorModel {
 }
 
 extension AnyModel {
-    /// Where the model was loaded from (a path, "embedded", "memory", ...).
+    /// Where the model was loaded from (a path, `embedded:<file>`, "memory", ...).
     public var source: String {
         switch self {
         case let .crnn(m): m.source

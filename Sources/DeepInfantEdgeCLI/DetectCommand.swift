@@ -18,7 +18,7 @@ struct DetectCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "Audio files (WAV, FLAC, OGG; any rate).") var files: [String]
+    @Argument(help: "Audio files (WAV, FLAC, OGG; any rate) or directories of them.") var files: [String]
     @Option(help: "Reason model file (default: the embedded model).") var model: String?
     @Option(name: .customLong("cry-model"), help: "Cry detector model file: a cry head on YAMNet embeddings or a CRNN cry detector (default: the embedded one of --detector).") var cryModel: String?
     @Option(help: "Stage-2 detector when no --cry-model is given: yamnet (default) or crnn.") var detector: String = "yamnet"
@@ -39,7 +39,7 @@ struct DetectCommand: ParsableCommand {
         if let threshold { settings.cryThreshold = threshold }
         if let minCryWindows { settings.minCryWindows = minCryWindows }
         var failed = false
-        for file in files {
+        for file in AudioInputs.expand(files) {
             do {
                 let result = try Self.detect(file: file, cry: cry, reason: reason, settings: settings)
                 print(json ? result.jsonLine : result.text)

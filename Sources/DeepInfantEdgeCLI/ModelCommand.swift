@@ -40,6 +40,7 @@ struct ModelCommand: ParsableCommand {
 /// `model inspect FILE`: metadata, parameter count and the self-test result of a model file of any kind
 /// (reason or cry CRNN, YAMNet body, cry head). A file that fails validation prints the reason and exits 1;
 /// a failing self-test is reported (and also exits 1) so an operator sees expected vs actual outputs.
+/// It also prints what an exporter needs (sha256 of the file, input, output, how the node answers).
 struct ModelInspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
@@ -49,17 +50,37 @@ struct ModelInspectCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Model file (.safetensors); omit for the embedded default reason model.", valueName: "file"))
     var file: String?
 
+    @Option(help: ArgumentHelp("A model shipped in the executable instead of a file: reason, cry-crnn, yamnet or cry-head.", valueName: "name"))
+    var embedded: String?
+
     @Flag(help: "Print one JSON object.") var json = false
+
+    static let embeddedNames: [String: EmbeddedModel] = ["reason": .reason, "cry-crnn": .cryCRNN, "yamnet": .yamnet, "cry-head": .cryHead]
+
+    func validate() throws {
+        if file != nil, embedded != nil { throw ValidationError("give a file or --embedded, not both") }
+        if let embedded, Self.embeddedNames[embedded] == nil {
+            throw ValidationError("--embedded must be one of \(Self.embeddedNames.keys.sorted().joined(separator: ", "))")
+        }
+    }
 
     func run() throws {
         let any: AnyModel
+        let fileBytes: [UInt8]
         if let file {
             do { any = try AnyModel.load(path: file, verifySelfTest: false) } catch {
                 throw CLIError(message: "model \(file): \(error.description)")
             }
+            fileBytes = (FileManager.default.contents(atPath: file)).map { [UInt8]($0) } ?? []
         } else {
-            any = .crnn(try ModelOptions.load(path: nil, verifySelfTest: false))
+            let which = embedded.flatMap { Self.embeddedNames[$0] } ?? .reason
+            fileBytes = which.bytes
+            do { any = try AnyModel.load(bytes: fileBytes, source: which.source, verifySelfTest: false) } catch {
+                throw CLIError(message: "model \(which.source): \(error.description)")
+            }
         }
+        let sha256 = ModelInterface.sha256(fileBytes)
+        let interface = ModelInterface.of(any)
         let st = any.runSelfTest()
         let (source, bytes, parameters) = switch any {
         case let .crnn(m): (m.source, m.byteCount, m.parameterCount)
@@ -75,12 +96,13 @@ struct ModelInspectCommand: ParsableCommand {
             case let .head(m): Self.snakeJSON(m.metadata)
             }
             let meta = (try? JSONSerialization.jsonObject(with: Data(metaText.utf8))) ?? [:]
-            let obj: [String: Any] = ["file": source, "bytes": bytes, "parameters": parameters, "kind": any.architectureType,
-                                      "metadata": meta, "selftest": selftest]
+            let obj: [String: Any] = ["file": source, "bytes": bytes, "sha256": sha256, "parameters": parameters, "kind": any.architectureType,
+                                      "input": interface.input, "output": interface.output, "metadata": meta, "selftest": selftest]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("file:         \(source) (\(bytes) bytes)")
+            print("sha256:       \(sha256)")
             switch any {
             case let .crnn(model):
                 let m = model.metadata
@@ -120,6 +142,7 @@ struct ModelInspectCommand: ParsableCommand {
                 if let g = m.gate { print("gate:         threshold \(g.threshold)") }
                 if let t = m.training { print("training:     \(t.jsonText)") }
             }
+            interface.lines.forEach { print($0) }
             let fmt = { (v: [Double]) in
                 (v.count > 8 ? Array(v.prefix(8)) : v).map { String(format: "%.6f", $0) }.joined(separator: " ") + (v.count > 8 ? " ... (\(v.count))" : "")
             }

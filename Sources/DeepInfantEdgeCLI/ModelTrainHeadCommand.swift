@@ -25,8 +25,8 @@ struct ModelTrainHeadCommand: ParsableCommand {
     }
 
     func run() throws {
-        let path = try head ?? EmbeddingHead.embedded().source
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let path = head ?? EmbeddedModel.cryHead.source
+        let bytes = try head.map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) } ?? EmbeddedModel.cryHead.bytes
         let base = try EmbeddingHead.load(bytes: bytes, source: path)
         var examples: [HeadFineTuning.Example] = []
         for folder in folders {

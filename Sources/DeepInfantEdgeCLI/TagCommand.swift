@@ -20,7 +20,7 @@ struct TagCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "Audio files (WAV, FLAC, OGG; any rate).") var files: [String]
+    @Argument(help: "Audio files (WAV, FLAC, OGG; any rate) or directories of them.") var files: [String]
     @Option(help: "Classes per patch, highest scores first.") var top: Int = 5
     @Option(help: "YAMNet model file (default: the embedded one).") var model: String?
     @Option(help: "Also write each file's patch embeddings as DIR/<stem>.npy.") var embeddings: String?
@@ -35,7 +35,7 @@ struct TagCommand: ParsableCommand {
         let engine = YAMNetEngine(model: body)
         if let embeddings { try FileManager.default.createDirectory(atPath: embeddings, withIntermediateDirectories: true) }
         var failed = false
-        for file in files {
+        for file in AudioInputs.expand(files) {
             do {
                 let patches = try Self.tag(file: file, engine: engine, top: top, embeddingsDir: embeddings)
                 if json {

@@ -13,7 +13,7 @@ public struct ModelBundle: Sendable {
     let weights: CRNNWeights
     /// Learnable parameters (all tensors except batch-norm running statistics and `selftest.input`).
     public let parameterCount: Int
-    /// Where it came from (a path, or "embedded").
+    /// Where it came from (a path, `embedded:<file>` for a model shipped in the executable, or "memory").
     public let source: String
     /// File size in bytes.
     public let byteCount: Int
@@ -34,23 +34,6 @@ public struct ModelBundle: Sendable {
     public static func load(bytes: [UInt8], source: String = "memory", verifySelfTest: Bool = true) throws(ModelError) -> ModelBundle {
         let file = try SafeTensorsFile(bytes: bytes)
         return try ModelBundle(file: file, source: source, verifySelfTest: verifySelfTest)
-    }
-
-    /// File name of the default model inside the Inference resource bundle.
-    public static let embeddedModelName = "deepinfant-reason.safetensors"
-
-    /// Path of the default model shipped with the executable (the SwiftPM resource bundle of this
-    /// module, installed next to the binary), or nil when the bundle is missing.
-    public static var embeddedDefaultPath: String? {
-        guard let dir = ResourceLocator.resourceDirectory() else { return nil }
-        let p = dir + "/" + embeddedModelName
-        return FileManager.default.isReadableFile(atPath: p) ? p : nil
-    }
-
-    /// The default reason model shipped with the executable.
-    public static func embeddedDefault(verifySelfTest: Bool = true) throws(ModelError) -> ModelBundle {
-        guard let p = embeddedDefaultPath else { throw .embeddedModelMissing }
-        return try load(path: p, verifySelfTest: verifySelfTest)
     }
 
     init(file: SafeTensorsFile, source: String, verifySelfTest: Bool) throws(ModelError) {

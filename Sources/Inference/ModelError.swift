@@ -57,7 +57,7 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .nonFiniteWeight(tensor, index): "tensor \(tensor): invalid value (NaN/Inf/negative variance) at element \(index)"
         case let .selfTestFailed(maxDelta, tolerance):
             "self-test failed: max |Δp| \(maxDelta) exceeds tolerance \(tolerance)"
-        case .embeddedModelMissing: "the embedded default model is missing from the executable's resources"
+        case .embeddedModelMissing: "the embedded model is missing from the executable (built without Sources/CEmbeddedModels?)"
         }
     }
 }
