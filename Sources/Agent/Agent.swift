@@ -164,9 +164,6 @@ public final class Agent: Sendable {
                                                       realTime: config.audio.realTime, queueChunks: config.audio.queueChunks),
                                  counters: captureCounters)
         var audioStatus = source.name
-        await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
-        await publisher.publishState(StatePayload(crying: false, since: Date()))
-
         let gate = try CryGate(detector: cryDetector, reasonModel: reasonModel, settings: config.gate)
         control.attach(gate)
         var book: FeedbackBook?
@@ -174,10 +171,11 @@ public final class Agent: Sendable {
             logger.error("feedback store cannot be opened; feedback is off until it can", metadata: ["error": "\(error)"])
         }
         var audioRecorder = book != nil && config.feedback.keepAudio ? EpisodeAudioRecorder(maxSeconds: config.feedback.audioMaxSeconds) : nil
-        if book != nil {
-            refreshFeedback()
-            await publishFeedbackState()
-        }
+        if book != nil { refreshFeedback() }
+        // One `info`, after the home is learnt, so that it carries the feedback summary from the start.
+        await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+        await publisher.publishState(StatePayload(crying: false, since: Date()))
+        if book != nil { await publishFeedbackState() }
         var reporter = EpisodeReporter(modelVersion: reasonModel.metadata.version)
         var level = -120.0
         var audioSeconds = 0.0, episodes = 0
@@ -306,8 +304,9 @@ public final class Agent: Sendable {
                                       embeddings: evidence?.embeddings ?? [], dimension: evidence?.dimension ?? 0,
                                       patchProbabilities: evidence?.probabilities ?? [])
         do {
+            // Not a reason to re-publish the retained `info`: a busy nursery would re-send it twice an
+            // episode; the episode count rides along with the next one (an answer, a model or config change).
             try book.store.record(episode, audio: audio)
-            feedbackChanged.withLock { $0 = true }
         } catch {
             logger.error("episode not kept for feedback", metadata: ["episode": "\(payload.episodeID)", "error": "\(error)"])
         }

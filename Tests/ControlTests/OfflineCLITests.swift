@@ -47,8 +47,20 @@ struct OfflineCLITests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let copy = dir.appendingPathComponent("deepinfant-edge")
-        try FileManager.default.copyItem(at: ModelVerifyCLITests.binary, to: copy)
+        // A hard link where it can (no file open for writing that a concurrently spawned child could inherit:
+        // exec would fail with ETXTBSY), else a copy; either way nothing else is in the directory.
+        if (try? FileManager.default.linkItem(at: ModelVerifyCLITests.binary, to: copy)) == nil {
+            try FileManager.default.copyItem(at: ModelVerifyCLITests.binary, to: copy)
+        }
         func run(_ args: [String]) throws -> (Int32, String) {
+            for attempt in 0..<20 {
+                do { return try runOnce(args) } catch let error as NSError where (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.code == Int(ETXTBSY) && attempt < 19 {
+                    Thread.sleep(forTimeInterval: 0.1)
+                }
+            }
+            return try runOnce(args)
+        }
+        func runOnce(_ args: [String]) throws -> (Int32, String) {
             let p = Process()
             p.executableURL = copy
             p.arguments = args

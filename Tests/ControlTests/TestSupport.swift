@@ -148,7 +148,7 @@ enum Fixtures {
 
     /// The embedded YAMNet body (loading it dequantises 3.7 M weights: once per test run).
     static let body = try! YAMNetModel.embedded()
-    static let bodyBytes = [UInt8](try! Data(contentsOf: URL(fileURLWithPath: body.source)))
+    static let bodyBytes = EmbeddedModel.yamnet.bytes
 
     /// The body with other metadata (a re-labelled version, another name, a broken self-test).
     static func body(version: String = "1.0.0", name: String = "yamnet", wrongSelfTest: Bool = false) -> [UInt8] {

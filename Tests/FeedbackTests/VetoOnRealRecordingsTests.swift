@@ -60,7 +60,7 @@ struct VetoOnRealRecordingsTests {
     func fineTuning() throws {
         let evidence = try #require(try Self.run(veto: nil).evidence.first)
         let head = try EmbeddingHead.embedded()
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: head.source)))
+        let bytes = EmbeddedModel.cryHead.bytes
         let rows = (0..<evidence.patchCount).map { Array(evidence.embeddings[$0 * 1024..<($0 + 1) * 1024]) }
         // Half the patches said "not a cry" at one home, the other half confirmed at another.
         let half = rows.count / 2

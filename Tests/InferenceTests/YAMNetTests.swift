@@ -73,7 +73,7 @@ extension InferenceTestSuites {
 
         @Test("a changed weight, a missing tensor or a wrong layer list is refused with its name")
         func corruptBody() throws {
-            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.body.source)))
+            let bytes = EmbeddedModel.yamnet.bytes
             let file = try SafeTensorsFile(bytes: bytes)
             // Negate the first conv's first filter (it feeds every later layer): the self-test catches it.
             let t = try #require(file.tensors["layers.0.weight"])
