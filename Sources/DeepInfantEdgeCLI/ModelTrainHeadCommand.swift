@@ -10,7 +10,12 @@ struct ModelTrainHeadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-head",
         abstract: "Retrain a cry head's output layer on exported feedback (not_cry = negatives, reasons = cries).",
-        discussion: "Prints the patches used per node and the head's mean cry probability on them before and after."
+        discussion: """
+        Prints the patches used per node and the head's mean cry probability on them before and after. Refuses (exit 1,
+        nothing written) a head under which fewer of the answered cries' patches reach the gate threshold than under
+        the head it starts from (more than 2 points fewer): contradictory answers (the same sound "not a cry" at one
+        home and a cry at another) would otherwise deafen every node it is pushed to. --force writes it anyway.
+        """
     )
     @Option(name: .customLong("feedback"), help: ArgumentHelp("A fleet export-feedback folder (repeatable).", valueName: "dir"))
     var folders: [String]
@@ -19,6 +24,7 @@ struct ModelTrainHeadCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output model file.", valueName: "file")) var out: String
     @Option(help: "Gradient steps.") var steps = 300
     @Option(help: "Pull towards the starting weights.") var l2 = 0.01
+    @Flag(help: "Write the head even when answered cries fall under the gate threshold.") var force = false
 
     func validate() throws {
         guard !folders.isEmpty else { throw ValidationError("give at least one --feedback DIR") }
@@ -42,7 +48,6 @@ struct ModelTrainHeadCommand: ParsableCommand {
         options.steps = steps
         options.l2 = l2
         let trained = try HeadFineTuning.fineTune(headFile: bytes, examples: examples, version: version, options: options)
-        try Data(trained).write(to: URL(fileURLWithPath: out))
         let next = try EmbeddingHead.load(bytes: trained, source: out)
         func mean(_ h: EmbeddingHead, cry: Bool) -> String {
             let p = examples.filter { $0.cry == cry }.map { e in e.embedding.withUnsafeBufferPointer { h.cryProbability(embedding: $0) } }
@@ -56,6 +61,21 @@ struct ModelTrainHeadCommand: ParsableCommand {
         printTable(rows)
         print("mean cry probability, cry patches:     \(mean(base, cry: true)) -> \(mean(next, cry: true))")
         print("mean cry probability, not-cry patches: \(mean(base, cry: false)) -> \(mean(next, cry: false))")
+        let threshold = next.metadata.gate?.threshold ?? base.metadata.gate?.threshold ?? 0.5
+        func heard(_ h: EmbeddingHead) -> Double? {
+            let cries = examples.filter(\.cry)
+            guard !cries.isEmpty else { return nil }
+            return Double(cries.filter { e in e.embedding.withUnsafeBufferPointer { h.cryProbability(embedding: $0) } >= threshold }.count) / Double(cries.count)
+        }
+        if let before = heard(base), let after = heard(next) {
+            print(String(format: "answered cry patches at or above the threshold %.3f: %.1f%% -> %.1f%%", threshold, 100 * before, 100 * after))
+            if after < before - 0.02 {
+                let why = "the new head hears fewer of the answered cries than the one it starts from (contradictory answers? the same sound answered 'not a cry' and a reason)"
+                guard force else { throw CLIError(message: "refused: \(why); nothing written (--force writes it anyway)") }
+                print("warning: \(why); written anyway (--force)")
+            }
+        }
+        try Data(trained).write(to: URL(fileURLWithPath: out))
         print("wrote \(out): \(next.metadata.name) \(next.metadata.version) (from \(base.metadata.version)); sign and send it with fleet push-model --key")
     }
 }
