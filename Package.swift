@@ -74,3 +74,17 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer harnesses (deploy/fuzz.sh): built only with DEEPINFANT_FUZZ=1, since libFuzzer supplies their main.
+import Foundation
+if ProcessInfo.processInfo.environment["DEEPINFANT_FUZZ"] == "1" {
+    let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])]
+    let fuzzLink: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer", "-use-ld=lld"])]
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: fuzzFlags))
+    for (name, deps) in [("FuzzModelFile", ["Inference"])] as [(String, [Target.Dependency])] {
+        package.targets.append(.executableTarget(name: name, dependencies: deps + ["FuzzSupport"], path: "Fuzz/\(name)",
+                                                 swiftSettings: fuzzFlags, linkerSettings: fuzzLink))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}
+
