@@ -702,7 +702,7 @@ def write_report(J, scen, PET, TAB, TABC, TABW, grid, chosen, tune_cls, eval_cls
          "a tapped clip gives its first episode's evidence. Embeddings: the **TFLite YAMNet** (dequantised int8; cosine "
          "~0.999 to the float reference the node computes, `YAMNET_PARITY.md`), not the node's exact ones. Swift defaults "
          f"under test: veto_similarity {D['similarity']}, veto_margin {D['margin']}, reason_beta {D['beta']:g}, "
-         f"reason_kappa {D['kappa']:g}.", "",
+         f"reason_kappa {D['kappa']:g}. Summary and conclusions: `MODEL_CARD_FEEDBACK.md` (in docs/model-card.md).", "",
          "## The heads", "",
          "| scenario | head | threshold | recall, clean cries | recall, all 1,021 cries | FPR (869 non-cry clips) | classes eligible |",
          "|---|---|---|---|---|---|---|"]
