@@ -478,6 +478,9 @@ def write_model_card(summaries, base, cry, TR):
     gate2 = HERE / "report" / "MODEL_CARD_GATE.md"  # hand-written: the YAMNet gate (training/yamnet_head.py)
     if gate2.exists():
         w(gate2.read_text().rstrip() + "\n")
+    feedback = HERE / "report" / "MODEL_CARD_FEEDBACK.md"  # hand-written: caregiver feedback (training/feedback_sim.py)
+    if feedback.exists():
+        w(feedback.read_text().rstrip() + "\n")
     w("## Models\n")
     w("| file | task | labels | output |")
     w("|---|---|---|---|")

@@ -33,6 +33,17 @@ eval_gate_cv_yamnet.py on the exported fold heads, flags the same clips).
     python3 training/yamnet_head.py cv                 # the grouped CV of every recipe -> runs/yamnet_head_cv*/
     python3 training/yamnet_head.py export             # fold heads + the shipped head
     python3 training/yamnet_head.py all                # the four, in order; then training/report/YAMNET_HEAD.md
+    python3 training/yamnet_head.py feedback --feedback DIR    # read a `fleet export-feedback` folder, print what it holds
+    python3 training/yamnet_head.py cv --feedback DIR [--feedback DIR2]   # + the homes' answers (runs/..._feedback/)
+
+Caregiver feedback (`--feedback DIR`, repeatable): folders written by `deepinfant-edge fleet export-feedback`
+(Sources/Feedback/FeedbackExportFolder.swift: DIR/manifest.json, DIR/<node>/episodes.jsonl, DIR/<node>/embeddings/
+<episode>.npy float32 [patches, 1024] raw YAMNet embeddings of the episode's firing patches). An episode labelled
+`not_cry` gives negative patches, one labelled with any reason gives positive patches (every stored patch: they
+are the patches the head fired on). A node is one group: each node goes whole to one fold (`feedback_folds`), so
+no node is on both sides of any split; its episodes are scored by the fold head that never saw it (`feedback`
+figures of the CV summary). The result goes to runs/yamnet_head_cv[_<backend>]_feedback/, never over the
+resource.
 """
 from __future__ import annotations
 
@@ -311,6 +322,94 @@ def embed_all(cache: Cache, data: Path, rows: list[dict], which=("clips", "synth
             cache.fill("aug", noisy_copies(data, rows))
 
 
+# ------------------------------------------------------------------------------------------ caregiver feedback
+NOT_CRY = "not_cry"
+
+
+def read_npy_f32(path: Path) -> np.ndarray:
+    """A float32 C-order .npy as FeedbackExportFolder writes it (`<f4`, 2-d); anything else is refused."""
+    a = np.load(path, allow_pickle=False)
+    if a.dtype != np.dtype("<f4") or a.ndim != 2 or np.isfortran(a):
+        raise ValueError(f"{path}: expected a float32 C-order [patches, dim] array, got {a.dtype} {a.shape}")
+    return a
+
+
+def read_feedback(dirs, dim: int = 1024) -> list[dict]:
+    """The labelled episodes of `fleet export-feedback` folders: one dict per episode with its embeddings
+    (node, episode_id, label, positive, emb [patches, dim] float32, dir). Read like FeedbackExportFolder.read: every
+    subfolder holding an episodes.jsonl is a node. Episodes without embeddings (a CRNN-detector node), with
+    another embedding size or with an empty label are skipped and counted in the returned list's `skipped` (an
+    attribute of the list)."""
+    out = FeedbackEpisodes()
+    for d in dirs:
+        d = Path(d)
+        if not (d / "manifest.json").exists():
+            raise FileNotFoundError(f"{d}: no manifest.json (not a `fleet export-feedback` folder)")
+        for node_dir in sorted(p for p in d.iterdir() if p.is_dir()):
+            f = node_dir / "episodes.jsonl"
+            if not f.exists():
+                continue
+            for ln in f.read_text().splitlines():
+                if not ln.strip():
+                    continue
+                e = json.loads(ln)
+                label = e.get("label")
+                if not label:
+                    out.skipped["no label"] += 1
+                    continue
+                if not e.get("embeddings"):
+                    out.skipped["no embeddings"] += 1
+                    continue
+                emb = read_npy_f32(node_dir / e["embeddings"])
+                if emb.shape[1] != dim or len(emb) == 0:
+                    out.skipped[f"embedding shape {emb.shape}"] += 1
+                    continue
+                if e.get("patches") is not None and int(e["patches"]) != len(emb):
+                    raise ValueError(f"{node_dir / e['embeddings']}: {len(emb)} patches, episodes.jsonl says {e['patches']}")
+                out.append(dict(node=e.get("node_id") or node_dir.name, episode_id=e["episode_id"], label=label,
+                                positive=label != NOT_CRY, emb=emb, dir=str(d)))
+    return out
+
+
+class FeedbackEpisodes(list):
+    """A list of feedback episodes with the count of those skipped."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.skipped = collections.Counter()
+
+    def summary(self) -> dict:
+        nodes = collections.defaultdict(lambda: collections.Counter())
+        for e in self:
+            nodes[e["node"]][e["label"]] += 1
+        return dict(dirs=sorted({e["dir"] for e in self}), nodes={n: dict(c) for n, c in sorted(nodes.items())},
+                    episodes=len(self), positive_patches=int(sum(len(e["emb"]) for e in self if e["positive"])),
+                    negative_patches=int(sum(len(e["emb"]) for e in self if not e["positive"])),
+                    skipped=dict(self.skipped))
+
+
+def feedback_folds(episodes) -> dict[str, int]:
+    """{node: fold}: each node (a home: one group) whole in one fold; nodes by patch count, largest first, each to
+    the fold with the fewest feedback patches so far (ties: the lower fold; deterministic)."""
+    size = collections.Counter()
+    for e in episodes:
+        size[e["node"]] += len(e["emb"])
+    load = {k: 0 for k in FOLDS}
+    out = {}
+    for node, n in sorted(size.items(), key=lambda kv: (-kv[1], kv[0])):
+        k = min(FOLDS, key=lambda f: (load[f], f))
+        out[node] = k
+        load[k] += n
+    return out
+
+
+def attach_feedback(store, episodes) -> None:
+    """Puts the episodes into the store (`store.feedback`), each with its node's fold."""
+    folds = feedback_folds(episodes)
+    store.feedback = [dict(e, fold=folds[e["node"]]) for e in episodes]
+    store.feedback_summary = dict(episodes.summary() if hasattr(episodes, "summary") else {}, folds=folds)
+
+
 # ------------------------------------------------------------------------------------------ the store
 class Store:
     """Everything the head sees, from the embedding cache: per manifest clip its patches (embedding, YAMNet's
@@ -330,6 +429,7 @@ class Store:
         self.backend = cache.backend
         self.by_path = {r["path"]: r for r in rows}
         self.vetted = {r["path"]: vet_clip(self.clips[r["path"]]) for r in rows if r["source"] == "donateacry_raw"}
+        self.feedback: list[dict] = []  # attach_feedback
 
     def clean_cry(self, r) -> bool:
         return r["is_cry"] == 1 and r["source"] != "donateacry_raw"
@@ -400,6 +500,12 @@ def training_set(store: Store, folds, cfg):
                 X.append(a["emb"][ka])
                 Y.append(lab[ka])
                 W.append(np.full(ka.sum(), cfg.get("aug_weight", 1.0)))
+    # caregiver feedback of the nodes in these folds: not_cry episodes' patches negative, answered cries' positive
+    for e in getattr(store, "feedback", None) or []:
+        if e["fold"] in folds:
+            X.append(np.asarray(e["emb"], np.float32))
+            Y.append(np.full(len(e["emb"]), 1 if e["positive"] else 0, np.int8))
+            W.append(np.full(len(e["emb"]), cfg.get("feedback_weight", 1.0)))
     negs = list(store.synth.values())
     if cfg.get("extra", True):
         negs += [v for k, v in store.extra.items() if k.split("/")[0] in cfg.get("extra_kinds", ("sfx", "speech", "music", "sfx2"))]
@@ -408,7 +514,8 @@ def training_set(store: Store, folds, cfg):
         Y.append(np.zeros(len(c["emb"]), np.int8))
         W.append(np.full(len(c["emb"]), cfg.get("extra_weight", 1.0)))
     X, y, w = np.concatenate(X), np.concatenate(Y).astype(np.int64), np.concatenate(W)
-    w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()
+    if (y == 0).any() and (y == 1).any():
+        w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()
     return X, y, w / w.mean()
 
 
@@ -542,6 +649,9 @@ def cv(store: Store, cfg: dict, name: str, log=print) -> dict:
         for r in rows:
             if r["fold"] == k:
                 out["probs"][r["path"]] = head_probs(m, store.clips[r["path"]]["emb"])
+        for e in getattr(store, "feedback", None) or []:
+            if e["fold"] == k:
+                out.setdefault("feedback_probs", {})[f"{e['node']}/{e['episode_id']}"] = (e["positive"], head_probs(m, e["emb"]))
         for key, c in store.eval.items():
             kind, rest = key.split("/", 1)
             if kind in ("concat", "speech") and int(rest) != k:
@@ -604,11 +714,23 @@ def summarise(store: Store, res: dict) -> dict:
                  for r in rows if r["is_cry"] == 1}
             d[f"robust_{kind}_clean"] = float(np.mean([h[r["path"]] for r in clean]))
             d[f"robust_{kind}_all"] = float(np.mean(list(h.values())))
+        if res.get("feedback_probs"):
+            # an exported episode holds only the patches the node's head fired on: "still fires" = M of them in a
+            # row (in stored order) at the fold threshold
+            fb = [(pos, clip_score(p, M) >= thr[int(store_fold_of(store, key))]) for key, (pos, p) in res["feedback_probs"].items()]
+            d["feedback"] = dict(cry_episodes=sum(1 for pos, _ in fb if pos), not_cry_episodes=sum(1 for pos, _ in fb if not pos),
+                                 cry_recall=float(np.mean([h for pos, h in fb if pos])) if any(pos for pos, _ in fb) else None,
+                                 not_cry_still_firing=float(np.mean([h for pos, h in fb if not pos])) if any(not pos for pos, _ in fb) else None)
         S[str(M)] = d
     # the shipped head's threshold: chosen on the pooled out-of-fold scores of all four folds (cross-fitted)
     S["final_thresholds"] = {str(M): cry_threshold([clip_score(res["probs"][r["path"]], M) for r in rows
                                                     if store.threshold_cry(r, cfg)]) for M in MS}
     return S
+
+
+def store_fold_of(store, key: str) -> int:
+    node = key.split("/", 1)[0]
+    return next(e["fold"] for e in store.feedback if e["node"] == node)
 
 
 # ------------------------------------------------------------------------------------------ recipes
@@ -650,24 +772,41 @@ CV_DIR = RUNS / "yamnet_head_cv"
 CODE_VERSION = 2  # bump when labels, training or the simulation change: cached recipe results are then recomputed
 
 
-def cv_dir(backend: str) -> Path:
-    return CV_DIR if backend == "reference" else RUNS / f"yamnet_head_cv_{backend}"
+def cv_dir(backend: str, feedback: bool = False) -> Path:
+    d = CV_DIR if backend == "reference" else RUNS / f"yamnet_head_cv_{backend}"
+    return d.with_name(d.name + "_feedback") if feedback else d
+
+
+def feedback_key(store) -> str | None:
+    """What a cached CV result was computed with, feedback-wise (episodes per node and label): a changed export is
+    recomputed."""
+    fb = getattr(store, "feedback", None)
+    if not fb:
+        return None
+    return json.dumps(sorted((e["node"], e["episode_id"], e["label"], len(e["emb"])) for e in fb))
+
+
+def store_cv_dir(store) -> Path:
+    """Where a store's CV results go: with caregiver feedback attached, a folder of its own."""
+    return cv_dir(store.backend, bool(getattr(store, "feedback", None)))
 
 
 def run_recipe(store: Store, name: str, force: bool = False) -> dict:
     """CV of one recipe, cached in <cv dir>/recipes/<name>.pkl (heads, thresholds, probabilities) + .json (figures)."""
-    d = cv_dir(store.backend) / "recipes"
+    d = store_cv_dir(store) / "recipes"
     d.mkdir(parents=True, exist_ok=True)
     pk = d / f"{name}.pkl"
+    fkey = feedback_key(store)
     if pk.exists() and not force:
         res = pickle.load(open(pk, "rb"))
-        if res["cfg"] == RECIPES[name] and res.get("code_version") == CODE_VERSION:
+        if res["cfg"] == RECIPES[name] and res.get("code_version") == CODE_VERSION and res.get("feedback_key") == fkey:
             return res
     t0 = time.time()
     res = cv(store, RECIPES[name], name)
     res["summary"] = summarise(store, res)
     res["seconds"] = time.time() - t0
     res["code_version"] = CODE_VERSION
+    res["feedback_key"] = fkey
     with open(pk.with_suffix(".tmp"), "wb") as f:
         pickle.dump(res, f, protocol=4)
     pk.with_suffix(".tmp").replace(pk)
@@ -765,7 +904,7 @@ def training_figures(S: dict, M: int) -> dict:
 def export(store: Store, name: str = CHOSEN, M: int = CHOSEN_M, out: Path | None = None) -> dict:
     res = run_recipe(store, name)
     cfg, S = res["cfg"], res["summary"]
-    d = cv_dir(store.backend)
+    d = store_cv_dir(store)
     st, st_src = selftest_embedding(store)
     data_note = ("../shared/data (folds 1-4: donateacry, ESC-50, FSDD, librosa, pyannote"
                  + (", donateacry_raw uploads that YAMNet hears as a cry" if cfg.get("raw") != "none" else "")
@@ -786,8 +925,8 @@ def export(store: Store, name: str = CHOSEN, M: int = CHOSEN_M, out: Path | None
     m = fit_head(X, y, w, cfg)
     thr = S["final_thresholds"][str(M)]
     out = out or (ROOT / "Sources" / "Inference" / "Resources" / "deepinfant-cry-head.safetensors")
-    if store.backend != "reference":
-        out = d / "deepinfant-cry-head.safetensors"  # a prototype never replaces the resource
+    if store.backend != "reference" or store.feedback:
+        out = d / "deepinfant-cry-head.safetensors"  # a prototype (or a head with a home's answers) never replaces the resource
     training = dict(script="training/yamnet_head.py", recipe=name, date="2026-12-02", data=data_note,
                     folds=list(FOLDS), embeddings=f"training/yamnet_reference.py float embeddings ({store.backend})",
                     head=dict((k, v) for k, v in cfg.items() if k not in ("thr_raw",)), std_floor=cfg.get("std_floor", 0.01),
@@ -802,6 +941,9 @@ def export(store: Store, name: str = CHOSEN, M: int = CHOSEN_M, out: Path | None
                                    "streaming simulation of the gate (no activity detector)",
                             **training_figures(S, M)),
                     selftest_source=st_src)
+    if store.feedback:
+        training["feedback"] = {k: v for k, v in store.feedback_summary.items() if k != "folds"}
+        training["feedback"]["grouping"] = "a node is one group: each node whole in one CV fold"
     meta = write_head(out, m, name="deepinfant-cry-head", version="2.0.0", threshold=thr, training=training,
                       selftest_input=st)
     print(f"wrote {out} (threshold {thr:.4f}, min {M} patches) and {d}/fold*.safetensors", flush=True)
@@ -832,7 +974,7 @@ def inspect(store: Store) -> dict:
                          for lab in sorted({r["label"] for r in raw})}
     out["raw_peak_db_unvetted_median"] = float(np.median([store.clips[r["path"]]["db"].max() for r in raw if not store.vetted[r["path"]]]))
     out["raw_peak_db_vetted_median"] = float(np.median([store.clips[r["path"]]["db"].max() for r in raw if store.vetted[r["path"]]]))
-    save_json(cv_dir(store.backend) / "inspect.json", out)
+    save_json(store_cv_dir(store) / "inspect.json", out)
     print(json.dumps(out, indent=1))
     return out
 
@@ -857,7 +999,7 @@ TABLE_HEAD = ["| detector | min cry patches | recall, 398 clean cries | recall r
 
 
 def write_report(store: Store, names=None):
-    d = cv_dir(store.backend)
+    d = store_cv_dir(store)
     names = names or [n for n in RECIPES if (d / "recipes" / f"{n}.json").exists()]
     runs = {n: json.loads((d / "recipes" / f"{n}.json").read_text()) for n in names}
     runs = {n: r for n, r in runs.items() if r.get("code_version") == CODE_VERSION}
@@ -1049,13 +1191,21 @@ REPORT_NOTES = """## Method notes
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("stage", choices=["embed", "inspect", "cv", "export", "report", "all"])
+    ap.add_argument("stage", choices=["embed", "inspect", "cv", "export", "report", "all", "feedback"])
+    ap.add_argument("--feedback", action="append", default=[], metavar="DIR",
+                    help="a `fleet export-feedback` folder: its answers become training patches (repeatable)")
     ap.add_argument("--backend", default="reference", choices=["reference", "tflite"])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--sets", default="clips,synth,extra,eval,aug", help="embed: which sets")
     ap.add_argument("--recipes", default=",".join(RECIPES), help="cv: which recipes (comma list)")
     ap.add_argument("--force", action="store_true", help="cv: recompute cached recipe results")
     a = ap.parse_args()
+    fb = read_feedback(a.feedback) if a.feedback else None
+    if a.stage == "feedback":
+        if fb is None:
+            ap.error("feedback: give --feedback DIR")
+        print(json.dumps(dict(fb.summary(), folds=feedback_folds(fb)), indent=1))
+        return
     data = Path(a.data).resolve()
     rows = read_manifest(data)
     cache = Cache(a.backend)
@@ -1064,6 +1214,10 @@ def main():
         if a.stage == "embed":
             return
     store = Store(cache, data, rows)
+    if fb is not None:
+        attach_feedback(store, fb)
+        print(f"feedback: {len(fb)} episodes from {len(store.feedback_summary['nodes'])} nodes "
+              f"({store.feedback_summary['positive_patches']} cry / {store.feedback_summary['negative_patches']} not-cry patches)", flush=True)
     if a.stage in ("inspect", "all"):
         inspect(store)
     if a.stage in ("cv", "all"):
