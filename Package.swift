@@ -81,7 +81,15 @@ if ProcessInfo.processInfo.environment["DEEPINFANT_FUZZ"] == "1" {
     let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])]
     let fuzzLink: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer", "-use-ld=lld"])]
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: fuzzFlags))
-    for (name, deps) in [("FuzzModelFile", ["Inference"])] as [(String, [Target.Dependency])] {
+    let harnesses: [(String, [Target.Dependency])] = [
+        ("FuzzModelFile", ["Inference"]),
+        ("FuzzModelEnvelope", ["Control", .product(name: "Crypto", package: "swift-crypto")]),
+        ("FuzzConfigTOML", ["Agent"]),
+        ("FuzzConfigPatch", ["Agent", "Control", "Inference"]),
+        ("FuzzNPY", ["Features"]),
+        ("FuzzAudioFile", ["Capture"]),
+    ]
+    for (name, deps) in harnesses {
         package.targets.append(.executableTarget(name: name, dependencies: deps + ["FuzzSupport"], path: "Fuzz/\(name)",
                                                  swiftSettings: fuzzFlags, linkerSettings: fuzzLink))
         package.products.append(.executable(name: name, targets: [name]))
