@@ -239,6 +239,10 @@ def export_onnx(mf: dict, module, path: Path) -> None:
         torch.onnx.export(module, (x,), str(path), input_names=names, output_names=["probabilities"],
                           opset_version=OPSET, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
     model = onnx.load(str(path))
+    if mf["kind"] == "crnn":   # the exporter leaves the LSTM's batch symbolic; the graph takes batch 1
+        d = model.graph.output[0].type.tensor_type.shape.dim[0]
+        d.Clear()
+        d.dim_value = 1
     meta = export_metadata(mf)
     del model.metadata_props[:]
     for k, v in meta.items():

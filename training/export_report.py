@@ -217,7 +217,8 @@ def main(argv=None) -> int:
         print(f"front-end reference vs features: max |Δ| {fe['max_delta_db']:.2e} dB over {fe['bins_above_minus_80_db']} "
               f"bins above -80 dB ({fe['recordings']} recordings)")
         ok = ok and fe["passed"]
-    write_reports(results, fe, str(b) if b else None, time.time() - t0)
+    shown = None if b is None else (str(b.resolve().relative_to(ROOT)) if b.resolve().is_relative_to(ROOT) else str(b))
+    write_reports(results, fe, shown, time.time() - t0)
     if not args.no_model_card:
         refresh_model_card()
     print(f"wrote {REPORT.relative_to(ROOT)}, {CARD_SECTION.relative_to(ROOT)}"
