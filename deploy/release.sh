@@ -23,6 +23,8 @@ bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 rm -rf "$DIST"
 mkdir -p "$DIST/models" "$DIST/notices"
 install -m 0755 "$bin/deepinfant-edge" "$DIST/deepinfant-edge"
+# Symbols stripped (x86_64: 95 -> 66 MB); KEEP_SYMBOLS=1 keeps them for symbolicated crash backtraces.
+[ "${KEEP_SYMBOLS:-0}" = 1 ] || strip --strip-unneeded "$DIST/deepinfant-edge"
 # Until the models are linked into the binary, SwiftPM keeps them in a resource bundle beside it: ship it too.
 shopt -s nullglob
 for r in "$bin"/*.resources "$bin"/*.bundle; do
