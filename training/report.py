@@ -570,6 +570,9 @@ def write_model_card(summaries, base, cry, TR):
                  f"{ho['minutes']:.0f} min through the fold gates): {ho['false_alarms']} false alarms, "
                  f"{ho['false_alarms_per_hour']:.1f} per hour of talking."
                  if (ho := gate_held_out(TR.SHIPPED_CRY)) else "") + "\n")
+    exports = HERE / "report" / "MODEL_CARD_EXPORTS.md"  # written by training/export_report.py (ONNX / Core ML)
+    if exports.exists():
+        w(exports.read_text().rstrip() + "\n")
     w("## Limitations\n")
     w("- **Noisy labels**: reasons are what a parent tapped in an app, not verified; a recording can carry several "
       "needs or none. Agreement between the model and these tags is a weak proxy for being right.")
