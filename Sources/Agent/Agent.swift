@@ -270,9 +270,12 @@ public final class Agent: Sendable {
                 await report(events)
                 await publishDiagnosticsIfDue()
             case let .opened(device, rate, channels, format):
-                audioStatus = source.name
                 logger.info("audio open", metadata: ["device": "\(device)", "rate": "\(rate)", "channels": "\(channels)", "format": "\(format)"])
-                await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+                // Re-published only when it says something new (after `unavailable`), not at every start.
+                if audioStatus != source.name {
+                    audioStatus = source.name
+                    await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
+                }
             case let .unavailable(device, reason, _):
                 audioStatus = "unavailable: \(reason)"
                 logger.warning("audio unavailable", metadata: ["device": "\(device)", "error": "\(reason)"])

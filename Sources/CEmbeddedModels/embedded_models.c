@@ -1,5 +1,9 @@
 #include "embedded_models.h"
 
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 extern const unsigned char deepinfant_reason_start[], deepinfant_reason_end[];
 extern const unsigned char deepinfant_cry_crnn_start[], deepinfant_cry_crnn_end[];
 extern const unsigned char deepinfant_yamnet_start[], deepinfant_yamnet_end[];
@@ -16,4 +20,14 @@ const unsigned char *deepinfant_embedded_model_bytes(deepinfant_embedded_model w
     }
     *size = (size_t)(end - start);
     return start;
+}
+
+void deepinfant_embedded_model_drop_pages(deepinfant_embedded_model which) {
+    size_t size = 0;
+    const unsigned char *start = deepinfant_embedded_model_bytes(which, &size);
+    if (!start || size == 0) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)start + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)start + size) & ~(page - 1);
+    if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
 }

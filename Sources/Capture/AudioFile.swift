@@ -16,6 +16,12 @@ public enum AudioFile {
         return Resampler.convert(samples, from: info.sampleRate, to: targetRate)
     }
 
+    /// Sample rates a file may have: libsamplerate converts within a factor of 256, and a header claiming
+    /// 1 Hz or 10 MHz is a broken file, not audio (found by deploy/fuzz.sh: it stopped the process).
+    public static let supportedRates = 1_000...768_000
+
+    static func unsupportedRate(_ rate: Int) -> String { "sample rate \(rate) Hz is outside \(supportedRates.lowerBound)...\(supportedRates.upperBound) Hz" }
+
     /// Samples at the file's own rate, channels averaged to mono.
     public static func readNative(path: String) throws(CaptureError) -> ([Float], Info) {
         var sfInfo = SF_INFO()
@@ -26,6 +32,7 @@ public enum AudioFile {
         defer { sf_close(file) }
         let channels = Int(sfInfo.channels), frames = Int(sfInfo.frames)
         guard channels > 0, sfInfo.samplerate > 0 else { throw .cannotReadFile(path: path, reason: "no audio channels") }
+        guard supportedRates.contains(Int(sfInfo.samplerate)) else { throw .cannotReadFile(path: path, reason: unsupportedRate(Int(sfInfo.samplerate))) }
         guard frames < 16_000 * 60 * 60 * 4 else { throw .cannotReadFile(path: path, reason: "longer than 4 hours") }
         var interleaved = [Float](repeating: 0, count: frames * channels)
         let got = interleaved.withUnsafeMutableBufferPointer { sf_readf_float(file, $0.baseAddress, sf_count_t(frames)) }
@@ -67,6 +74,10 @@ public final class AudioFileReader {
         guard sfInfo.channels > 0, sfInfo.samplerate > 0 else {
             sf_close(file)
             throw .cannotReadFile(path: path, reason: "no audio channels")
+        }
+        guard AudioFile.supportedRates.contains(Int(sfInfo.samplerate)) else {
+            sf_close(file)
+            throw .cannotReadFile(path: path, reason: AudioFile.unsupportedRate(Int(sfInfo.samplerate)))
         }
         self.path = path
         self.file = file

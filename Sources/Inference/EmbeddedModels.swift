@@ -28,7 +28,9 @@ public enum EmbeddedModel: String, CaseIterable, Sendable {
     public var bytes: [UInt8] {
         var size = 0
         guard let start = deepinfant_embedded_model_bytes(id, &size), size > 0 else { return [] }
-        return [UInt8](UnsafeBufferPointer(start: start, count: size))
+        let copy = [UInt8](UnsafeBufferPointer(start: start, count: size))
+        deepinfant_embedded_model_drop_pages(id)
+        return copy
     }
 
     /// The embedded model behind a `source` string, if it is one.

@@ -1,0 +1,25 @@
+import Agent
+import Foundation
+import Testing
+
+/// Inputs deploy/fuzz.sh found that stopped the process; each must now be a clean `ConfigError`.
+struct ConfigFuzzRegressionTests {
+    static var cases: [URL] {
+        let dir = Bundle.module.url(forResource: "Fixtures/fuzz-regressions", withExtension: nil)!
+        return ((try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []).filter { $0.pathExtension == "toml" }
+    }
+
+    @Test("config files the fuzzer found (toml++ aborted on them) are syntax errors with a position")
+    func fuzzFindingsAreErrors() throws {
+        #expect(!Self.cases.isEmpty)
+        for url in Self.cases {
+            let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+            #expect(throws: ConfigError.self, "\(url.lastPathComponent)") { _ = try ConfigLoader.parse(text) }
+            do { _ = try ConfigLoader.parse(text) } catch {
+                #expect(error.key == "(syntax)" && error.reason.contains("line 1, column 2"), "\(error)")
+            }
+        }
+        // Tabs, CR/LF and non-ASCII text stay legal.
+        _ = try ConfigLoader.parse("[gate]\r\n\tcry_threshold = 0.9 # é\n")
+    }
+}
