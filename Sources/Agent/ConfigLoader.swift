@@ -19,7 +19,7 @@ public enum ConfigLoader {
     /// Parses and validates a TOML document. The keys are read by `ConfigDocument` (the same reader remote
     /// config patches go through), so the file and `cmd/config` accept exactly the same keys.
     public static func parse(_ text: String) throws(ConfigError) -> AgentConfig {
-        try rejectControlCharacters(text)
+        try TOMLPreflight.check(text)
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch let error as TOMLParseError {
             throw ConfigError(key: "(syntax)", reason: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
@@ -31,21 +31,6 @@ public enum ConfigLoader {
             throw ConfigError(key: "(syntax)", reason: "unsupported TOML value: \(error)")
         }
         return try ConfigDocument.decode(document)
-    }
-
-    /// TOML allows no control character but tab, newline and carriage return anywhere (in strings they must be
-    /// escaped), and toml++ (inside TOMLKit) aborts on some of them instead of reporting an error (found by
-    /// deploy/fuzz.sh: `[` followed by U+0001 stopped the agent): they are refused here, by position.
-    static func rejectControlCharacters(_ text: String) throws(ConfigError) {
-        var line = 1, column = 1
-        for scalar in text.unicodeScalars {
-            let v = scalar.value
-            if v == 0x0A { line += 1; column = 1; continue }
-            if (v < 0x20 && v != 0x09 && v != 0x0D) || v == 0x7F {
-                throw ConfigError(key: "(syntax)", reason: String(format: "line %d, column %d: control character U+%04X is not allowed in TOML", line, column, v))
-            }
-            column += 1
-        }
     }
 
     /// Secrets from the environment win over the file.

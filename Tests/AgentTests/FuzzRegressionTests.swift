@@ -1,4 +1,4 @@
-import Agent
+@testable import Agent
 import Foundation
 import Testing
 
@@ -19,7 +19,8 @@ struct ConfigFuzzRegressionTests {
                 #expect(error.key == "(syntax)" && error.reason.contains("line 1, column 2"), "\(error)")
             }
         }
-        // Tabs, CR/LF and non-ASCII text stay legal.
-        _ = try ConfigLoader.parse("[gate]\r\n\tcry_threshold = 0.9 # é\n")
+        // Tabs, CR/LF, non-ASCII text, quoted table names, arrays of tables and multi-line arrays stay legal.
+        _ = try ConfigLoader.parse("[gate]\r\n\tcry_threshold = 0.9 # é [`\n[ \"mqtt\" ]\nbroker = \"mqtt://h:1\" # [`\n")
+        try TOMLPreflight.check("a = [\n  [1, 2],\n  [ {x = 1} ],\n]\n[[t]]\ns = \"\"\"\n[`\n\"\"\"\n")
     }
 }

@@ -1,0 +1,75 @@
+/// Refuses the TOML inputs that toml++ (inside TOMLKit) does not report as errors but stops on: it asserts,
+/// and in an NDEBUG build *assumes*, that a table header's key starts with a bare-key character or a quote,
+/// and it trips over control characters. Both were found by deploy/fuzz.sh (`[\u{1}` and ``[` `` aborted the
+/// agent instead of exiting 78). A tiny scanner, not a parser: it follows strings, comments and value brackets
+/// just far enough to know where a line's `[` opens a table header.
+enum TOMLPreflight {
+    static func check(_ text: String) throws(ConfigError) {
+        let s = Array(text.unicodeScalars)
+        var i = 0, line = 1, column = 1
+        var depth = 0          // brackets/braces open inside a value
+        var lineStart = true   // only whitespace so far on this line
+        func fail(_ why: String) -> ConfigError { ConfigError(key: "(syntax)", reason: "line \(line), column \(column): \(why)") }
+        func advance() {
+            if s[i] == "\n" { line += 1; column = 1; lineStart = true } else { column += 1 }
+            i += 1
+        }
+        func isControl(_ c: Unicode.Scalar) -> Bool { (c.value < 0x20 && c != "\t" && c != "\r" && c != "\n") || c.value == 0x7F }
+        func startsKey(_ c: Unicode.Scalar) -> Bool {
+            c.properties.isASCIIHexDigit || ("a"..."z").contains(c) || ("A"..."Z").contains(c) || c == "_" || c == "-" || c == "\"" || c == "'"
+        }
+        while i < s.count {
+            let c = s[i]
+            if isControl(c) { throw fail(String(format: "control character U+%04X is not allowed in TOML", c.value)) }
+            switch c {
+            case "#":
+                while i < s.count, s[i] != "\n" {
+                    if isControl(s[i]) { throw fail(String(format: "control character U+%04X is not allowed in TOML", s[i].value)) }
+                    advance()
+                }
+                continue
+            case "\"", "'":
+                let triple = i + 2 < s.count && s[i + 1] == c && s[i + 2] == c
+                let width = triple ? 3 : 1
+                for _ in 0..<width { advance() }
+                lineStart = false
+                while i < s.count {
+                    if isControl(s[i]) { throw fail(String(format: "control character U+%04X is not allowed in TOML", s[i].value)) }
+                    if c == "\"", s[i] == "\\" { advance(); if i < s.count { advance() }; continue }
+                    if s[i] == c, !triple || (i + 2 < s.count && s[i + 1] == c && s[i + 2] == c) {
+                        for _ in 0..<width { advance() }
+                        break
+                    }
+                    if !triple, s[i] == "\n" { break }  // an unterminated string: toml++ reports it
+                    advance()
+                }
+                lineStart = false
+                continue
+            case "[" where depth == 0 && lineStart:
+                // A table header `[key]` or `[[key]]`: the key must start like a key.
+                advance()
+                lineStart = false
+                if i < s.count, s[i] == "[" { advance() }
+                while i < s.count, s[i] == " " || s[i] == "\t" { advance() }
+                guard i < s.count else { throw fail("unterminated table header") }
+                if s[i] != "]", !startsKey(s[i]) { throw fail("a table name cannot start with '\(s[i].escaped(asASCII: true))'") }
+                continue
+            case "[", "{":
+                if !lineStart || depth > 0 { depth += 1 }
+            case "]", "}":
+                depth = max(0, depth - 1)
+            case "=" where depth == 0:
+                // A value follows: a `[` after it opens an array, not a header.
+                advance()
+                lineStart = false
+                while i < s.count, s[i] == " " || s[i] == "\t" { advance() }
+                if i < s.count, s[i] == "[" || s[i] == "{" { depth += 1; advance() }
+                continue
+            default:
+                break
+            }
+            if c != " " && c != "\t" && c != "\n" && c != "\r" { lineStart = false }
+            advance()
+        }
+    }
+}
