@@ -14,8 +14,15 @@ all=(FuzzModelFile FuzzModelEnvelope FuzzConfigTOML FuzzConfigPatch FuzzNPY Fuzz
 harnesses=("${@:-${all[@]}}")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=("${all[@]}")
 bash deploy/install-deps.sh >/dev/null
-echo "== building the harnesses (release, -sanitize=fuzzer) into .build-fuzz/"
-DEEPINFANT_FUZZ=1 swift build -c release --build-path .build-fuzz > .build-fuzz.log 2>&1 || { cat .build-fuzz.log; exit 1; }
+echo "== building the harnesses (release; every module instrumented for coverage) into .build-fuzz/"
+# -sanitize=fuzzer on every Swift module and -fsanitize=fuzzer-no-link on the C/C++ ones (libsndfile is Debian's,
+# not instrumented; TOMLKit's toml++ is), one product at a time: libFuzzer supplies each harness's driver.
+: > .build-fuzz.log
+for h in "${harnesses[@]}"; do
+    DEEPINFANT_FUZZ=1 swift build -c release --build-path .build-fuzz -Xswiftc -sanitize=fuzzer \
+        -Xcc -fsanitize=fuzzer-no-link -Xcxx -fsanitize=fuzzer-no-link --product "$h" >> .build-fuzz.log 2>&1 \
+        || { cat .build-fuzz.log; exit 1; }
+done
 bin=.build-fuzz/release
 work=.build-fuzz/fuzz
 mkdir -p "$work"
@@ -23,13 +30,8 @@ mkdir -p "$work"
 # Seed corpora from the real files and payloads.
 seed() { mkdir -p "$work/corpus/$1"; }
 seed FuzzModelFile; cp Tests/InferenceTests/Fixtures/tiny*.safetensors Sources/Inference/Resources/deepinfant-cry-head.safetensors "$work/corpus/FuzzModelFile/"
-seed FuzzModelEnvelope
-keys="$work/keys"; rm -rf "$keys"; mkdir -p "$keys"
-"$bin/deepinfant-edge" model keygen --out "$keys" >/dev/null
-"$bin/deepinfant-edge" model sign Tests/InferenceTests/Fixtures/tiny.safetensors --key "$keys/signing.key" --out "$work/corpus/FuzzModelEnvelope/tiny.json" >/dev/null
-"$bin/deepinfant-edge" model sign Sources/Inference/Resources/deepinfant-cry-head.safetensors --key "$keys/signing.key" --out "$work/corpus/FuzzModelEnvelope/head.json" >/dev/null
-printf '{"format":"deepinfant-model-envelope","format_version":1,"version":"1.0.1","sha256":"00","size":1,"signature":"AA==","url":"x"}' > "$work/corpus/FuzzModelEnvelope/detached.json"
-seed FuzzConfigTOML; cp config.example.toml "$work/corpus/FuzzConfigTOML/"
+seed FuzzModelEnvelope; cp Fuzz/Seeds/FuzzModelEnvelope/* "$work/corpus/FuzzModelEnvelope/"   # signed by `model sign`
+seed FuzzConfigTOML; cp config.example.toml Tests/AgentTests/Fixtures/fuzz-regressions/*.toml "$work/corpus/FuzzConfigTOML/"
 printf '[mqtt]\nbroker = "mqtt://127.0.0.1:1883"\n[gate]\ncry_threshold = 0.9\n[feedback]\nveto = true\n' > "$work/corpus/FuzzConfigTOML/small.toml"
 seed FuzzConfigPatch
 printf '{"gate":{"cry_threshold":0.8,"min_cry_patches":3}}' > "$work/corpus/FuzzConfigPatch/gate.json"
@@ -37,6 +39,7 @@ printf '{"gate":{"cry_threshold":null},"log":{"level":"debug"},"request_id":"r1"
 printf '{"feedback":{"veto_similarity":0.7,"keep_audio":true},"mqtt":{"diagnostics_interval_s":30}}' > "$work/corpus/FuzzConfigPatch/feedback.json"
 seed FuzzNPY; cp Tests/FeaturesTests/Fixtures/short_1000*.npy Tests/FeaturesTests/Fixtures/silence.npy "$work/corpus/FuzzNPY/"
 seed FuzzAudioFile
+cp Tests/CaptureTests/Fixtures/fuzz-regressions/* "$work/corpus/FuzzAudioFile/"
 for f in Tests/GateTests/Fixtures/*.flac; do head -c 8192 "$f" > "$work/corpus/FuzzAudioFile/$(basename "$f")"; done
 python3 - "$work/corpus/FuzzAudioFile" <<'PY' 2>/dev/null || true
 import struct, sys, math
@@ -48,6 +51,7 @@ for rate, ch, bits in [(16000, 1, 16), (44100, 2, 16), (8000, 1, 8), (48000, 1, 
     open(f"{d}/t{rate}_{ch}_{bits}.wav", "wb").write(hdr + b"data" + struct.pack("<I", len(frames)) + frames)
 PY
 
+export SWIFT_BACKTRACE=enable=no   # libFuzzer, not the Swift backtracer, must see a crash to save its input
 status=0
 printf '%-18s %12s %10s %8s %8s  %s\n' HARNESS EXECUTIONS EXEC/S COVER FEATURES FINDINGS
 for h in "${harnesses[@]}"; do
