@@ -68,8 +68,15 @@ public enum NPYFile {
             guard let v = Int(d), v >= 0 else { throw .notNPY("bad shape \(d)") }
             return v
         }
-        let count = shape.reduce(1, *)
+        // The element count from the header's dims, which may be anything: checked for overflow against the
+        // bytes actually there (deploy/fuzz.sh found `'shape': (huge, huge)` trapping in the product).
         let start = headerStart + headerLen
+        var count = 1
+        for d in shape {
+            let (c, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, c <= (bytes.count - start) / 4 else { throw .notNPY("shape \(shape) does not fit the \(bytes.count - start) data bytes") }
+            count = c
+        }
         guard bytes.count - start == count * 4 else { throw .notNPY("expected \(count * 4) data bytes, found \(bytes.count - start)") }
         var values = [Float](repeating: 0, count: count)
         values.withUnsafeMutableBytes { dst in
