@@ -27,7 +27,9 @@ public enum ConfigLoader {
             throw ConfigError(key: "(syntax)", reason: "\(error)")
         }
         let document: JSONValue
-        do { document = try JSONDecoder().decode(JSONValue.self, from: Data(table.convert(to: .json, options: []).utf8)) } catch {
+        let json = table.convert(to: .json, options: [])
+        guard !JSONNesting.tooDeep(json.utf8) else { throw ConfigError(key: "(syntax)", reason: "values nest deeper than \(JSONNesting.limit) levels") }
+        do { document = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)) } catch {
             throw ConfigError(key: "(syntax)", reason: "unsupported TOML value: \(error)")
         }
         return try ConfigDocument.decode(document)

@@ -357,6 +357,7 @@ public actor ControlService {
             enum CodingKeys: String, CodingKey { case requestID = "request_id" }
         }
         guard payload.count <= ModelEnvelope.maxEnvelopeBytes else { return nil }
+        guard !JSONNesting.tooDeep(payload) else { return nil }
         return (try? JSONDecoder().decode(OnlyID.self, from: Data(payload)))?.requestID
     }
 
@@ -535,6 +536,9 @@ public actor ControlService {
         }
         guard payload.count <= Self.maxCommandBytes else {
             return .failure(BadPayload(code: "oversized", key: "(root)", message: "payload too large: \(payload.count) bytes (limit \(Self.maxCommandBytes))"))
+        }
+        guard !JSONNesting.tooDeep(payload) else {
+            return .failure(BadPayload(code: "malformed_json", key: "(root)", message: "the payload nests deeper than \(JSONNesting.limit) levels"))
         }
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(payload)) else {
             return .failure(BadPayload(code: "malformed_json", key: "(root)", message: "the payload is not valid JSON"))

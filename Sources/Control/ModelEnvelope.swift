@@ -1,4 +1,5 @@
 import Crypto
+import Inference
 import Foundation
 
 /// The `cmd/model` payload: a model file with its SHA-256, version and an Ed25519 signature.
@@ -64,6 +65,7 @@ public struct ModelEnvelope: Codable, Sendable, Equatable {
     public static func decode(_ payload: [UInt8]) throws(ModelUpdateError) -> ModelEnvelope {
         guard payload.count <= maxEnvelopeBytes else { throw .oversized(bytes: payload.count, limit: maxEnvelopeBytes) }
         guard !payload.isEmpty else { throw .malformedJSON("empty payload") }
+        guard !JSONNesting.tooDeep(payload) else { throw .malformedJSON("nested deeper than \(JSONNesting.limit) levels") }
         do {
             return try JSONDecoder().decode(ModelEnvelope.self, from: Data(payload))
         } catch let DecodingError.keyNotFound(key, _) {

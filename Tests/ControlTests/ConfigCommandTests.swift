@@ -88,6 +88,9 @@ extension NodeTests {
         (#"[1, 2]"#, "invalid_config", "(root)"),
         (#"{"gate": {"cry_threshold": 0.6}"#, "malformed_json", "(root)"),
         ("", "malformed_json", "(root)"),
+        // deploy/fuzz.sh: 513 nested arrays stopped the process inside Foundation's JSON scanner.
+        (String(repeating: "[", count: 513), "malformed_json", "(root)"),
+        (String(repeating: "{\"a\":", count: 100) + "1" + String(repeating: "}", count: 100), "malformed_json", "(root)"),
         (#"{"request_id": 5, "gate": {}}"#, "invalid_config", "request_id"),
     ]
 
