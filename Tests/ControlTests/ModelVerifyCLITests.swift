@@ -9,10 +9,11 @@ struct ModelVerifyCLITests {
     static let resources = root.appendingPathComponent("Sources/Inference/Resources")
 
     /// Runs the CLI; (exit status, stdout + stderr).
-    static func cli(_ arguments: [String]) throws -> (Int32, String) {
+    static func cli(_ arguments: [String], binary: URL = binary, directory: URL? = nil) throws -> (Int32, String) {
         let p = Process()
         p.executableURL = binary
         p.arguments = arguments
+        if let directory { p.currentDirectoryURL = directory }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out

@@ -60,19 +60,7 @@ struct OfflineCLITests {
             }
             return try runOnce(args)
         }
-        func runOnce(_ args: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = copy
-            p.arguments = args
-            p.currentDirectoryURL = dir
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return (p.terminationStatus, text)
-        }
+        func runOnce(_ args: [String]) throws -> (Int32, String) { try ModelVerifyCLITests.cli(args, binary: copy, directory: dir) }
         for name in ["reason", "cry-crnn", "yamnet", "cry-head"] {
             let (status, out) = try run(["model", "inspect", "--embedded", name, "--json"])
             #expect(status == 0, "\(name): \(out)")
