@@ -33,31 +33,33 @@ let package = Package(
         // The numeric modules are optimised in debug builds too: the tests run YAMNet over minutes of audio,
         // ~10x slower unoptimised.
         .target(name: "Features", dependencies: ["CFFTW"], swiftSettings: optimised),
+        // How deep outside JSON may nest, checked before Foundation's scanner (which stops the process at 513).
+        .target(name: "JSONLimits"),
         // Test support only (no product depends on it): the shared ALSA config, child processes, free ports.
         .target(name: "TestSupport"),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]), .target(name: "CInferenceSupport"),
         // The shipped model files (Sources/Inference/Resources/), linked into the executable with .incbin.
         .target(name: "CEmbeddedModels", cSettings: [.headerSearchPath("../Inference/Resources")]),
-        .target(name: "Inference", dependencies: ["Features", "COpenBLAS", "CInferenceSupport", "CEmbeddedModels"],
+        .target(name: "Inference", dependencies: ["Features", "JSONLimits", "COpenBLAS", "CInferenceSupport", "CEmbeddedModels"],
                 exclude: ["Resources"], swiftSettings: optimised),
         .target(name: "Gate", dependencies: ["Features", "Inference"]),
         // Caregiver feedback: the episode store, the per-home veto and reason layer.
         .target(name: "Feedback", dependencies: ["Gate", "Messaging", "SQLite"]),
         .target(name: "Agent", dependencies: [
-            "Capture", "Features", "Gate", "Inference", "Messaging", "Feedback",
+            "Capture", "Features", "Gate", "Inference", "JSONLimits", "Messaging", "Feedback",
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Control", dependencies: [
-            "Agent", "Features", "Feedback", "Gate", "Inference", "Messaging",
+            "Agent", "Features", "Feedback", "Gate", "Inference", "JSONLimits", "Messaging",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The SQLite connection the outbox and the feedback store share.
         .target(name: "SQLite", dependencies: ["CSQLite"]),
-        .target(name: "Messaging", dependencies: ["CMosquitto", "SQLite", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Messaging", dependencies: ["CMosquitto", "SQLite", "JSONLimits", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "DeepInfantEdgeCLI", dependencies: [
-            "Capture", "Features", "Inference", "Gate", "Agent", "Control", "Messaging", "Feedback",
+            "Capture", "Features", "Inference", "Gate", "Agent", "Control", "JSONLimits", "Messaging", "Feedback",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
@@ -67,7 +69,7 @@ let package = Package(
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Capture"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GateTests", dependencies: ["Gate", "Capture", "Inference", "Features"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Messaging", "Gate", "Inference", "Capture", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "Agent", "Messaging", "Gate", "Inference", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Agent", "JSONLimits", "Messaging", "Gate", "Inference", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FeedbackTests", dependencies: ["Feedback", "Agent", "Control", "Messaging", "Gate", "Inference", "Capture", "TestSupport"]),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "TestSupport"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Features", "TestSupport"], resources: [.copy("Fixtures")]),
@@ -85,7 +87,7 @@ if ProcessInfo.processInfo.environment["DEEPINFANT_FUZZ"] == "1" {
         ("FuzzModelFile", ["Inference"]),
         ("FuzzModelEnvelope", ["Control", .product(name: "Crypto", package: "swift-crypto")]),
         ("FuzzConfigTOML", ["Agent"]),
-        ("FuzzConfigPatch", ["Agent", "Control", "Inference"]),
+        ("FuzzConfigPatch", ["Agent", "Control", "Inference", "JSONLimits"]),
         ("FuzzNPY", ["Features"]),
         ("FuzzAudioFile", ["Capture"]),
     ]

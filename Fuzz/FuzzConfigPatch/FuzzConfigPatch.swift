@@ -1,6 +1,7 @@
 import Agent
 import Control
 import Foundation
+import JSONLimits
 import FuzzSupport
 import Inference
 

@@ -1,4 +1,5 @@
 import Foundation
+import JSONLimits
 import Inference
 import TOMLKit
 

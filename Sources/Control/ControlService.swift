@@ -1,5 +1,6 @@
 import Agent
 import Foundation
+import JSONLimits
 import Gate
 import Inference
 import Logging

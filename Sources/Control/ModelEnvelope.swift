@@ -1,6 +1,7 @@
 import Crypto
 import Inference
 import Foundation
+import JSONLimits
 
 /// The `cmd/model` payload: a model file with its SHA-256, version and an Ed25519 signature.
 ///

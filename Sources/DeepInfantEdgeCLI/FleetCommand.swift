@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import Control
 import Foundation
+import JSONLimits
 import Inference
 import Messaging
 
@@ -114,7 +115,7 @@ struct FleetConfigCommand: AsyncParsableCommand {
     @Argument(help: "The patch (JSON object, TOML-shaped keys).") var patch: String
 
     func run() async throws {
-        guard case var .object(members)? = try? JSONDecoder().decode(JSONValue.self, from: Data(patch.utf8)) else {
+        guard !JSONNesting.tooDeep(patch.utf8), case var .object(members)? = try? JSONDecoder().decode(JSONValue.self, from: Data(patch.utf8)) else {
             throw CLIError(message: "the patch must be a JSON object")
         }
         let fleet = try await connection.connect()

@@ -1,4 +1,5 @@
 import Foundation
+import JSONLimits
 
 /// Decodes a model file's `deepinfant` document into any of the metadata types (CRNN, YAMNet body,
 /// embedding head); a decoding error becomes a `ModelError` naming the key as the file spells it.
@@ -7,6 +8,10 @@ enum MetadataDecoding {
         let dec = JSONDecoder()
         dec.keyDecodingStrategy = .convertFromSnakeCase
         let metadataKey = ModelMetadata.metadataKey
+        // The document is a string inside the header, so the header's nesting check did not look into it.
+        guard !JSONNesting.tooDeep(json.utf8) else {
+            throw .invalidMetadata(key: metadataKey, reason: "not valid JSON: nested deeper than \(JSONNesting.limit) levels")
+        }
         do {
             return try dec.decode(T.self, from: Data(json.utf8))
         } catch let e as DecodingError {

@@ -1,4 +1,5 @@
 import Foundation
+import JSONLimits
 
 /// A parsed safetensors container: 8-byte little-endian header length N, N bytes of JSON header, then
 /// the raw tensor bytes. Parsing validates the container fully (offsets in range, contiguous, no
@@ -46,6 +47,9 @@ public struct SafeTensorsFile: Sendable {
         let headerEnd = 8 + Int(n)
         let headerBytes = bytes[8..<headerEnd]
         let root: JSONValue
+        guard !JSONNesting.tooDeep(headerBytes) else {
+            throw .headerNotJSON(reason: "nested deeper than \(JSONNesting.limit) levels")
+        }
         do {
             root = try JSONDecoder().decode(JSONValue.self, from: Data(headerBytes))
         } catch {

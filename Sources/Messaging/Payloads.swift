@@ -1,4 +1,5 @@
 import Foundation
+import JSONLimits
 
 /// JSON coding shared by every payload: timestamps are ISO 8601 UTC with milliseconds
 /// (`2026-11-25T12:39:30.123Z`), which Home Assistant templates, Node-RED and `date -d` all parse. Keys are
@@ -39,8 +40,11 @@ public enum PayloadJSON {
 
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { Array(try encoder().encode(value)) }
 
+    /// Payloads come from anyone on the broker (a fleet controller reads every node's `info` and `result`):
+    /// nesting is measured before Foundation's scanner sees them.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try decoder().decode(type, from: Data(bytes))
+        guard !JSONNesting.tooDeep(bytes) else { throw JSONNesting.TooDeep() }
+        return try decoder().decode(type, from: Data(bytes))
     }
 }
 

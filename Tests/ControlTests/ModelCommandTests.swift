@@ -2,6 +2,7 @@ import Agent
 import Control
 import Crypto
 import Foundation
+import JSONLimits
 import Inference
 import Messaging
 import Testing
@@ -129,6 +130,7 @@ extension NodeTests {
         add("oversized declared size", try env { e in e.size = ModelEnvelope.maxModelBytes + 1 }, "oversized")
         add("malformed JSON", Array("{\"format\": \"deepinfant-model-envelope\", ".utf8), "malformed_json")
         add("not JSON at all", Array("\u{00}\u{01}binary".utf8), "malformed_json")
+        add("513 nested arrays (stopped Foundation's scanner)", Array(String(repeating: "[", count: 513).utf8), "malformed_json")
         add("corrupt safetensors", try node.envelope(Fixtures.corrupt(newer), version: "1.2.0").encoded(), "corrupt_model")
         add("wrong shapes", try node.envelope(Fixtures.withWrongShape(newer)).encoded(), "wrong_shapes")
         add("NaN weights", try node.envelope(Fixtures.withNaN(newer)).encoded(), "non_finite_weights")
@@ -144,7 +146,10 @@ extension NodeTests {
 
         for (what, payload, code) in cases {
             let isObject: Bool
-            if case .object? = try? JSONDecoder().decode(JSONValue.self, from: Data(payload)) { isObject = true } else { isObject = false }
+            // Measured first: the test's own decode would stop the process on deep nesting, as the node's did.
+            if !JSONNesting.tooDeep(payload), case .object? = try? JSONDecoder().decode(JSONValue.self, from: Data(payload)) {
+                isObject = true
+            } else { isObject = false }
             // Objects travel over the broker with a request id; the rest cannot carry one, so they take the
             // subscriber's code path directly (`handle` also publishes the answer).
             let r = isObject ? try await node.send("model", payload)
@@ -187,6 +192,30 @@ extension NodeTests {
         #expect(r.ok, "\(r)")
         try await recorder.wait("discovery with the new labels") { eventTypes($0) == renamed + ["unknown"] }
         await recorder.stop()
+        try await node.stop()
+    }
+}
+
+extension NodeTests {
+    @Test("a fleet controller survives what any client may publish on a node's info, state and result topics")
+    func fleetReadsRoguePayloads() async throws {
+        let node = try await TestNode()
+        let deep = Array(String(repeating: "[", count: 513).utf8)
+        for leaf in ["info", "state", "result", "status"] {
+            try await node.fleet.client.publish(topic: "deepinfant/rogue/\(leaf)", payload: deep, qos: .atLeastOnce, retain: leaf != "result")
+        }
+        // A second controller reads the retained rogue payloads at connect, as `fleet list` does.
+        let other = try FleetController(settings: node.broker.settings("fleet-rogue"))
+        try await other.connect()
+        let listed = await other.list()
+        #expect(listed.contains { $0.id == node.id && $0.online == true && $0.info != nil })
+        #expect(listed.first { $0.id == "rogue" }.map { $0.info == nil && $0.state == nil } ?? false)
+        let ping = try await other.send("ping", payload: { id in Array(#"{"request_id":"\#(id)"}"#.utf8) }, to: .node(node.id))
+        #expect(ping.first?.ok == true)
+        for leaf in ["info", "state", "status"] {
+            try await node.fleet.client.publish(topic: "deepinfant/rogue/\(leaf)", payload: [], qos: .atLeastOnce, retain: true)
+        }
+        await other.disconnect()
         try await node.stop()
     }
 }

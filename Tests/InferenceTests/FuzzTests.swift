@@ -95,6 +95,30 @@ extension InferenceTestSuites {
             #expect(outcomes.count >= 4, "\(outcomes)")
         }
 
+        /// 513 nested arrays stop Foundation's JSON scanner (the process dies instead of throwing): a header or a
+        /// metadata document that deep is refused before it is parsed.
+        @Test func deeplyNestedJSONIsRefused() throws {
+            let deep = String(repeating: "[", count: 513) + String(repeating: "]", count: 513)
+            var header = Array("{\"x\": \(deep)}".utf8)
+            while header.count % 8 != 0 { header.append(0x20) }
+            var file: [UInt8] = (0..<8).map { UInt8((header.count >> (8 * $0)) & 0xFF) }
+            file += header
+            #expect(throws: ModelError.self) { try ModelBundle.load(bytes: file) }
+            #expect(throws: ModelError.headerNotJSON(reason: "nested deeper than 64 levels")) { _ = try SafeTensorsFile(bytes: file) }
+
+            // The metadata document is a string inside the header, which the header's check does not look into.
+            let m = try EditableModel(fixture: "tiny.safetensors")
+            guard case var .object(doc) = m.meta else { Issue.record("metadata is not an object"); return }
+            doc["training"] = .array([])
+            let text = JSONValue.object(doc).jsonText
+            #expect(text.contains("\"training\":[]"))
+            let bytes = SafeTensorsWriter.encode(tensors: m.tensors.map { ($0.key, $0.value.shape, $0.value.values) },
+                                                 metadata: ["deepinfant": text.replacingOccurrences(of: "\"training\":[]", with: "\"training\":" + deep)])
+            #expect(throws: ModelError.invalidMetadata(key: "deepinfant", reason: "not valid JSON: nested deeper than 64 levels")) {
+                try ModelBundle.load(bytes: bytes)
+            }
+        }
+
         static func kind(_ e: any Error) -> String {
             String(String(describing: Mirror(reflecting: e).children.first?.label ?? "\(e)").prefix(40))
         }

@@ -26,5 +26,11 @@ public enum JSONNesting {
     /// The nesting every outside JSON input may have: far more than any command, config or model metadata needs.
     public static let limit = 64
 
+    /// Thrown where a decode is refused for nesting.
+    public struct TooDeep: Error, CustomStringConvertible {
+        public init() {}
+        public var description: String { "JSON nested deeper than \(JSONNesting.limit) levels" }
+    }
+
     public static func tooDeep<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 { depth(bytes, limit: limit) > limit }
 }
