@@ -40,6 +40,12 @@ public actor ControlService {
     private var kept: [ModelSlot: (entry: ModelStore.Entry?, model: AnyModel)] = [:]
     private var latestAnnounced: [ModelSlot: String] = [:]
     private var loop: Task<Void, Never>?
+    /// The latest successful answers by (command, request id): a controller re-sends a command whose answer
+    /// it may have missed (a broker restart), and the node answers it again without running it twice. A
+    /// refusal changed nothing, so a repeat of it simply runs again.
+    private var answered: [String: CommandResult] = [:]
+    private var answeredOrder: [String] = []
+    static let rememberedAnswers = 64
 
     /// Largest `cmd/config` (and `ping`/`selftest`/`rollback`) payload read.
     public static let maxCommandBytes = 65_536
@@ -194,7 +200,19 @@ public actor ControlService {
     /// Processes a command and publishes the result (what the subscription loop does for each message).
     @discardableResult
     public func handle(_ command: NodeCommand) async -> CommandResult {
-        let result = await process(command)
+        let key = Self.lenientRequestID(command.payload).map { "\(command.name) \($0)" }
+        let result: CommandResult
+        if let key, let earlier = answered[key] {
+            logger.info("cmd/\(command.name) again: the earlier answer is sent again", metadata: ["request_id": "\(earlier.requestID ?? "")"])
+            result = earlier
+        } else {
+            result = await process(command)
+            if let key, result.ok {
+                answered[key] = result
+                answeredOrder.append(key)
+                if answeredOrder.count > Self.rememberedAnswers { answered[answeredOrder.removeFirst()] = nil }
+            }
+        }
         do {
             try await publisher.publishResult(result)
         } catch {

@@ -33,6 +33,10 @@ public actor FleetController {
     public nonisolated let prefix: String
     private var nodes: [String: NodeStatus] = [:]
     private var results: [String: [String: CommandResult]] = [:]
+    /// How often each node has said `online` (each connect of the node, and each time this controller
+    /// subscribes again after a reconnect): a change while a command waits for that node means it may
+    /// have missed the command.
+    private var onlineAnnouncements: [String: Int] = [:]
     private var collector: Task<Void, Never>?
 
     public init(settings: MQTTSettings, prefix: String = "deepinfant", logger: Logger = Logger(label: "deepinfant.fleet")) throws {
@@ -80,12 +84,22 @@ public actor FleetController {
             expected = Set(await list(settle: settle).filter { $0.online == true }.map(\.id))
             topic = Topics(prefix: prefix, nodeID: Topics.groupNodeID).groupCommand(command)
         }
-        try await client.publish(topic: topic, payload: try payload(requestID), qos: .atLeastOnce)
+        let bytes = try payload(requestID)
+        // Queued, not awaited: with the broker away libmosquitto keeps it and sends it after reconnecting.
+        try client.enqueue(topic: topic, payload: bytes, qos: .atLeastOnce)
+        var announcements = onlineAnnouncements
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let answered = Set(results[requestID, default: [:]].keys)
             if !expected.isEmpty, expected.isSubset(of: answered) { break }
             if expected.isEmpty, target == .all { break }
+            // A silent node that announced itself again (it, or the broker, or this controller reconnected)
+            // may have missed the command: it gets it again on its own topic, with the same request id, so a
+            // node that did run it answers again without running it twice (ControlService).
+            for id in expected.subtracting(answered) where onlineAnnouncements[id] != announcements[id] {
+                announcements[id] = onlineAnnouncements[id]
+                try? client.enqueue(topic: Topics(prefix: prefix, nodeID: id).command(command), payload: bytes, qos: .atLeastOnce)
+            }
             try? await Task.sleep(for: .milliseconds(50))
         }
         let answers = results.removeValue(forKey: requestID) ?? [:]
@@ -111,6 +125,7 @@ public actor FleetController {
         case "status":
             guard !message.payload.isEmpty else { nodes[id] = nil; return }
             nodes[id, default: NodeStatus(id: id)].online = message.text == "online"
+            if message.text == "online" { onlineAnnouncements[id, default: 0] += 1 }
         case "info":
             nodes[id, default: NodeStatus(id: id)].info = try? PayloadJSON.decode(InfoPayload.self, from: message.payload)
         case "state":

@@ -219,3 +219,42 @@ extension NodeTests {
         try await node.stop()
     }
 }
+
+extension NodeTests {
+    @Test("a command sent again with its request id is answered again, not run twice")
+    func repeatedRequestRunsOnce() async throws {
+        let node = try await TestNode()
+        let envelope = try node.envelope(Fixtures.reason(version: "1.2.0"))
+        let first = try await node.send("model", try envelope.encoded())
+        #expect(first.ok && first.previousModel?.version == "0.0.0-test")
+        // The same request again (as a controller re-sends after a broker restart): the same answer.
+        let id = try #require(first.requestID)
+        let again = await node.control.handle(NodeCommand(name: "model", payload: TestNode.withRequestID(try envelope.encoded(), id),
+                                                          group: false, topic: "deepinfant/nursery/cmd/model"))
+        // (`first` came over the broker: its timestamp has milliseconds only.)
+        #expect(abs(again.timestamp.timeIntervalSince(first.timestamp)) < 0.001)
+        var same = again
+        same.timestamp = first.timestamp
+        #expect(same == first)
+        // A new request id runs it: the model replaces itself, so the previous model is now 1.2.0.
+        let fresh = try await node.send("model", try envelope.encoded())
+        #expect(fresh.ok && fresh.previousModel?.version == "1.2.0")
+        try await node.stop()
+    }
+
+    @Test("a command queued while the broker is away reaches the node after both reconnect")
+    func commandSurvivesABrokerRestart() async throws {
+        let node = try await TestNode()
+        node.broker.stopBroker()
+        let answer = Task {
+            try await node.fleet.send("config", payload: { id in Array(#"{"gate":{"hangover_s":7},"request_id":"\#(id)"}"#.utf8) },
+                                      to: .node(node.id), timeout: .seconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        try node.broker.startBroker()
+        let outcomes = try await answer.value
+        #expect(outcomes.count == 1 && outcomes.first?.ok == true, "\(outcomes)")
+        #expect(node.agent.control.gateSettings?.hangoverSeconds == 7)
+        try await node.stop()
+    }
+}

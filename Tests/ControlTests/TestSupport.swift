@@ -12,18 +12,33 @@ import Testing
 final class Broker: @unchecked Sendable {
     let port: Int
     let directory: URL
-    private let pid: pid_t
+    private var pid: pid_t
 
-    init() throws {
+    /// `extra`: more mosquitto.conf lines (a bridge).
+    init(extra: String = "") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("deepinfant-control-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         port = try LoopbackPort.free()
-        let conf = "listener \(port) 127.0.0.1\nallow_anonymous true\nmessage_size_limit 0\n"
+        let conf = "listener \(port) 127.0.0.1\nallow_anonymous true\nmessage_size_limit 0\n" + extra
         try conf.write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
-        pid = try ChildProcess.spawn("/usr/sbin/mosquitto", ["-c", directory.appendingPathComponent("mosquitto.conf").path])
+        pid = try Self.start(directory, port)
+    }
+
+    private static func start(_ directory: URL, _ port: Int) throws -> pid_t {
+        let pid = try ChildProcess.spawn("/usr/sbin/mosquitto", ["-c", directory.appendingPathComponent("mosquitto.conf").path])
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline, !LoopbackPort.accepts(port) { usleep(10_000) }
+        return pid
     }
+
+    /// Stops the broker (it forgets sessions and retained messages: no persistence).
+    func stopBroker() {
+        kill(pid, SIGTERM)
+        ChildProcess.wait(pid)
+    }
+
+    /// Starts it again on the same port.
+    func startBroker() throws { pid = try Self.start(directory, port) }
 
     deinit {
         kill(pid, SIGTERM)
