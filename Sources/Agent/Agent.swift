@@ -172,6 +172,15 @@ public final class Agent: Sendable {
         }
         var audioRecorder = book != nil && config.feedback.keepAudio ? EpisodeAudioRecorder(maxSeconds: config.feedback.audioMaxSeconds) : nil
         if book != nil { refreshFeedback() }
+        // An episode the last run did not end (it was killed mid-cry) is ended now.
+        let openEpisode = OpenEpisodeMark(stateDir: config.node.stateDir)
+        if let saved = openEpisode.load() {
+            for event in OpenEpisodeMark.completion(of: saved) {
+                do { try await publisher.publishEvent(event) } catch { logger.error("event not persisted: \(error)") }
+            }
+            openEpisode.clear()
+            logger.notice("ended the episode the last run left open", metadata: ["episode": "\(saved.episodeID)"])
+        }
         // One `info`, after the home is learnt, so that it carries the feedback summary from the start.
         await publisher.publishInfo(info(nodeID: nodeID, audio: audioStatus))
         await publisher.publishState(StatePayload(crying: false, since: Date()))
@@ -238,7 +247,9 @@ public final class Agent: Sendable {
                     }
                     logger.info("cry \(payload.type.rawValue)", metadata: ["episode": "\(payload.episodeID)", "reason": "\(payload.reason)",
                                                                          "confidence": "\(payload.confidence)"])
+                    do { try openEpisode.save(payload) } catch { logger.warning("open episode not saved: \(error)") }
                     do { try await publisher.publishEvent(payload) } catch { logger.error("event not persisted: \(error)") }
+                    if payload.type == .end { openEpisode.clear() }
                     if let state { await publisher.publishState(state) }
                 case let .level(dbfs, at):
                     await publisher.publishLevel(dbfs, at: at)

@@ -74,9 +74,12 @@ public struct CryEventPayload: Codable, Sendable, Equatable {
     /// `confidence` and `probabilities` are then the adapted ones.
     public var globalReason: String?
     public var globalProbabilities: [String: Double]?
+    /// `true` on an `end` the node sent after it started again: it stopped (power cut, crash) in the middle
+    /// of the episode. `ended_at` is then the last moment it knew the cry was going on.
+    public var interrupted: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case type, seq, timestamp, reason, confidence, probabilities
+        case type, seq, timestamp, reason, confidence, probabilities, interrupted
         case episodeID = "episode_id", startedAt = "started_at", endedAt = "ended_at", durationS = "duration_s"
         case levelDBFS = "level_dbfs", modelVersion = "model_version", eventType = "event_type"
         case globalReason = "global_reason", globalProbabilities = "global_probabilities"

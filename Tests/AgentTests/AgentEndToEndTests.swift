@@ -166,6 +166,38 @@ struct AgentEndToEndTests {
         #expect(await sub.wait(timeout: 3) { $0.last?.payload == "offline" })
     }
 
+    @Test("a node killed mid-episode ends that episode when it starts again (interrupted end, no gap)")
+    func killedMidEpisode() async throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("deepinfant-edge")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build the executable first (swift build)")
+        let broker = try TestBroker()
+        let sub = try Subscriber(port: broker.port, filter: "deepinfant/killed/event")
+        let state = broker.directory.appendingPathComponent("state").path
+        func run(_ file: String) throws -> pid_t {
+            try ChildProcess.spawn(binary.path, [
+                "run", "--broker", broker.url, "--node-id", "killed", "--state-dir", state,
+                "--input", Self.fixtures.appendingPathComponent(file).path, "--real-time", "--log-level", "warning"])
+        }
+        let first = try run("cry-hungry.flac")
+        #expect(await sub.wait(timeout: 15) { $0.contains { $0.payload.contains("\"type\":\"start\"") } })
+        kill(first, SIGKILL)
+        _ = ChildProcess.wait(first)
+        #expect(!sub.events().contains { $0["type"] as? String == "end" }, "the episode was still open when the node died")
+        // Started again (on speech: no new cry), it ends the episode the killed run left open.
+        let second = try run("speech.flac")
+        #expect(await sub.wait(timeout: 15) { $0.contains { $0.payload.contains("\"type\":\"end\"") } })
+        kill(second, SIGTERM)
+        _ = ChildProcess.wait(second)
+        let events = sub.events()
+        #expect(Set(events.compactMap { $0["episode_id"] as? String }).count == 1)
+        var bySeq: [Int: [String: Any]] = [:]
+        for e in events { if let q = e["seq"] as? Int { bySeq[q] = e } }
+        #expect(bySeq.keys.sorted() == Array(0..<bySeq.count), "seq \(bySeq.keys.sorted())")
+        let end = bySeq[bySeq.count - 1]
+        #expect(end?["type"] as? String == "end" && end?["interrupted"] as? Bool == true, "\(String(describing: end))")
+        #expect(bySeq.values.filter { $0["type"] as? String == "end" }.count == 1)
+    }
+
     @Test("a bad config exits 78 naming the key, before anything starts")
     func badConfigExit() throws {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("deepinfant-edge")
