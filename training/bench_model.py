@@ -1,7 +1,10 @@
 """Per-window CRNN latency: Swift engine vs PyTorch vs ONNX Runtime, same weights, same input, one run.
 
-    swift build -c release --scratch-path .build-infer
-    python training/bench_model.py [--model FILE] [--binary PATH] [--iterations 300] [--json]
+    pip install -r training/requirements.txt      # numpy, torch (CPU), safetensors, onnx, onnxruntime
+    python3 training/bench_model.py [--model FILE] [--binary PATH] [--iterations 300] [--json]
+
+Without --binary it uses the release binary of this checkout (`.build/release`, else `.build-infer/release`)
+and builds it first (`swift build -c release --product deepinfant-edge`) when there is none.
 
 Loads the model file (docs/model-format.md) into `crnn.CRNN`, builds the same input as
 `deepinfant-edge bench model` (the file's `selftest.input`, frame t taken from t % its length, normalised
@@ -26,15 +29,47 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+
+def _require_packages() -> None:
+    """A clear line instead of a traceback when a package is missing."""
+    import importlib.util
+    needed = {"numpy": "numpy", "torch": "torch==2.13.0+cpu", "safetensors": "safetensors", "onnx": "onnx",
+              "onnxruntime": "onnxruntime"}
+    missing = [pip for mod, pip in needed.items() if importlib.util.find_spec(mod) is None]
+    if missing:
+        raise SystemExit(f"bench_model.py needs Python packages that are not installed: {', '.join(missing)}\n"
+                         f"  pip install -r {Path(__file__).resolve().parent / 'requirements.txt'}   (or: pip install {' '.join(missing)})")
+
+
+_require_packages()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crnn import CRNN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "Sources/Inference/Resources/deepinfant-reason.safetensors"
-DEFAULT_BINARY = ROOT / ".build-infer/release/deepinfant-edge"
+BINARY_CANDIDATES = [ROOT / ".build/release/deepinfant-edge", ROOT / ".build-infer/release/deepinfant-edge"]
+
+
+def find_or_build_binary() -> Path:
+    """The checkout's release binary; built (a few minutes the first time) when there is none."""
+    for b in BINARY_CANDIDATES:
+        if b.is_file() and os.access(b, os.X_OK):
+            return b
+    print("bench_model.py: no release binary yet, building it: swift build -c release --product deepinfant-edge",
+          file=sys.stderr)
+    try:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "deepinfant-edge"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"bench_model.py: cannot build the release binary ({e}); run `bash deploy/install-deps.sh` "
+                         "and `swift build -c release`, or pass --binary PATH")
+    return Path(path) / "deepinfant-edge"
 
 
 def load_model(path: Path) -> tuple[CRNN, dict, np.ndarray]:
@@ -92,7 +127,8 @@ def softmax(z: np.ndarray) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    ap.add_argument("--binary", type=Path, default=DEFAULT_BINARY, help="release deepinfant-edge binary")
+    ap.add_argument("--binary", type=Path, default=None,
+                    help="release deepinfant-edge binary (default: this checkout's, built when missing)")
     ap.add_argument("--frames", type=int, default=None, help="window frames (default: the model's window)")
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=30)
@@ -101,6 +137,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args()
 
+    if a.binary is None:
+        a.binary = find_or_build_binary()
+    elif not a.binary.is_file():
+        raise SystemExit(f"bench_model.py: --binary {a.binary} does not exist")
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     model, meta, selftest = load_model(a.model)
