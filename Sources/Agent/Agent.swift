@@ -247,7 +247,12 @@ public final class Agent: Sendable {
                     }
                     logger.info("cry \(payload.type.rawValue)", metadata: ["episode": "\(payload.episodeID)", "reason": "\(payload.reason)",
                                                                          "confidence": "\(payload.confidence)"])
-                    do { try openEpisode.save(payload) } catch { logger.warning("open episode not saved: \(error)") }
+                    do { try openEpisode.save(payload) } catch {
+                        // A stale mark would end the episode at a seq already used: no mark is safer (a crash
+                        // now leaves the episode without its end, as before marks existed).
+                        openEpisode.clear()
+                        logger.warning("open episode not saved (a crash now would leave it without an end): \(error)")
+                    }
                     do { try await publisher.publishEvent(payload) } catch { logger.error("event not persisted: \(error)") }
                     if payload.type == .end { openEpisode.clear() }
                     if let state { await publisher.publishState(state) }

@@ -8,7 +8,8 @@ import Messaging
 /// Each event is saved here *before* it goes to the outbox. On start-up the saved event is published again
 /// (an exact duplicate if it had reached the outbox, the missing event if it had not), followed by an
 /// `end` marked `interrupted` unless the saved event was already the end. So a consumer that drops repeats
-/// by (`episode_id`, `seq`) sees every episode complete and gap-free.
+/// by (`episode_id`, `seq`) sees every episode complete and gap-free. When a save fails (a full disk) the
+/// mark is removed rather than left stale, so the end it would produce can never reuse a seq.
 struct OpenEpisodeMark {
     let path: String
 
