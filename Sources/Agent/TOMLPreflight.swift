@@ -1,14 +1,16 @@
 /// Refuses the TOML inputs that toml++ (inside TOMLKit) does not report as errors but stops on: it asserts,
 /// and in an NDEBUG build *assumes*, that a table header's key starts with a bare-key character or a quote,
 /// and it trips over control characters. Both were found by deploy/fuzz.sh (`[\u{1}` and ``[` `` aborted the
-/// agent instead of exiting 78). A tiny scanner, not a parser: it follows strings, comments and value brackets
+/// agent instead of exiting 78), and it asserts on a `}` where an array expects a value (`k = [}`, found the
+/// same way): a closing bracket must match the one it closes. A tiny scanner, not a parser: it follows strings, comments and value brackets
 /// just far enough to know where a line's `[` opens a table header.
 enum TOMLPreflight {
     static func check(_ text: String) throws(ConfigError) {
         let s = Array(text.unicodeScalars)
         // toml++ skips a UTF-8 byte-order mark; so does the scan, or a header right after it goes unchecked.
         var i = s.first == "\u{FEFF}" ? 1 : 0, line = 1, column = 1
-        var depth = 0          // brackets/braces open inside a value
+        var open: [Unicode.Scalar] = []  // brackets/braces open inside a value, innermost last
+        var depth: Int { open.count }
         var lineStart = true   // only whitespace so far on this line
         func fail(_ why: String) -> ConfigError { ConfigError(key: "(syntax)", reason: "line \(line), column \(column): \(why)") }
         func advance() {
@@ -56,15 +58,20 @@ enum TOMLPreflight {
                 if s[i] != "]", !startsKey(s[i]) { throw fail("a table name cannot start with '\(s[i].escaped(asASCII: true))'") }
                 continue
             case "[", "{":
-                if !lineStart || depth > 0 { depth += 1 }
+                if !lineStart || depth > 0 { open.append(c) }
             case "]", "}":
-                depth = max(0, depth - 1)
+                if let innermost = open.last {
+                    guard (innermost == "[") == (c == "]") else {
+                        throw fail("'\(c)' cannot close the '\(innermost)' opened before it")
+                    }
+                    open.removeLast()
+                }
             case "=" where depth == 0:
                 // A value follows: a `[` after it opens an array, not a header.
                 advance()
                 lineStart = false
                 while i < s.count, s[i] == " " || s[i] == "\t" { advance() }
-                if i < s.count, s[i] == "[" || s[i] == "{" { depth += 1; advance() }
+                if i < s.count, s[i] == "[" || s[i] == "{" { open.append(s[i]); advance() }
                 continue
             default:
                 break

@@ -23,4 +23,15 @@ struct ConfigFuzzRegressionTests {
         _ = try ConfigLoader.parse("[gate]\r\n\tcry_threshold = 0.9 # é [`\n[ \"mqtt\" ]\nbroker = \"mqtt://h:1\" # [`\n")
         try TOMLPreflight.check("a = [\n  [1, 2],\n  [ {x = 1} ],\n]\n[[t]]\ns = \"\"\"\n[`\n\"\"\"\n")
     }
+
+    @Test("a closing bracket that does not match its opener is a syntax error (toml++ asserted on '}' in an array)",
+          arguments: ["k = [}\n", "k = [ } ]\n", "k = [1, }\n", "k = [#c\n}\n", "k = {a = [}]}\n", "k = [{a = 1]]\n"])
+    func mismatchedBrackets(text: String) {
+        #expect(throws: ConfigError.self) { _ = try TOMLPreflight.check(text) }
+    }
+
+    @Test("matching brackets, and brackets inside strings and comments, stay legal")
+    func matchedBrackets() throws {
+        try TOMLPreflight.check("k = [{a = [1, {b = 2}]}, [ ]]\ns = \"}]\" # ] }\nt = { u = [ \"{\" ] }\n")
+    }
 }
