@@ -2,7 +2,9 @@
 /// and in an NDEBUG build *assumes*, that a table header's key starts with a bare-key character or a quote,
 /// and it trips over control characters. Both were found by deploy/fuzz.sh (`[\u{1}` and ``[` `` aborted the
 /// agent instead of exiting 78), and it asserts on a `}` where an array expects a value (`k = [}`, found the
-/// same way): a closing bracket must match the one it closes. A tiny scanner, not a parser: it follows strings, comments and value brackets
+/// same way): a closing bracket must match the one it closes. Its date/time scanner asserts on malformed
+/// dates (`r=9920-03-0- 3`, round 3); no configuration key takes a date or a time, so a value that starts
+/// like one (`dddd-` or `dd:`) is refused before toml++ sees it. A tiny scanner, not a parser: it follows strings, comments and value brackets
 /// just far enough to know where a line's `[` opens a table header.
 enum TOMLPreflight {
     static func check(_ text: String) throws(ConfigError) {
@@ -11,6 +13,12 @@ enum TOMLPreflight {
         var i = s.first == "\u{FEFF}" ? 1 : 0, line = 1, column = 1
         var open: [Unicode.Scalar] = []  // brackets/braces open inside a value, innermost last
         var depth: Int { open.count }
+        var valueStart = false  // the next token is a value (after `=`, or `[` / `,` inside a value)
+        func digit(_ k: Int) -> Bool { k < s.count && ("0"..."9").contains(s[k]) }
+        func looksLikeDateOrTime(_ k: Int) -> Bool {
+            (digit(k) && digit(k + 1) && digit(k + 2) && digit(k + 3) && k + 4 < s.count && s[k + 4] == "-")
+                || (digit(k) && digit(k + 1) && k + 2 < s.count && s[k + 2] == ":")
+        }
         var lineStart = true   // only whitespace so far on this line
         func fail(_ why: String) -> ConfigError { ConfigError(key: "(syntax)", reason: "line \(line), column \(column): \(why)") }
         func advance() {
@@ -23,6 +31,10 @@ enum TOMLPreflight {
         }
         while i < s.count {
             let c = s[i]
+            if valueStart, c != " ", c != "\t", c != "\n", c != "\r", c != "#" {
+                valueStart = false
+                if looksLikeDateOrTime(i) { throw fail("dates and times are not values of any configuration key") }
+            }
             if isControl(c) { throw fail(String(format: "control character U+%04X is not allowed in TOML", c.value)) }
             switch c {
             case "#":
@@ -58,7 +70,7 @@ enum TOMLPreflight {
                 if s[i] != "]", !startsKey(s[i]) { throw fail("a table name cannot start with '\(s[i].escaped(asASCII: true))'") }
                 continue
             case "[", "{":
-                if !lineStart || depth > 0 { open.append(c) }
+                if !lineStart || depth > 0 { open.append(c); valueStart = c == "[" }
             case "]", "}":
                 if let innermost = open.last {
                     guard (innermost == "[") == (c == "]") else {
@@ -71,8 +83,10 @@ enum TOMLPreflight {
                 advance()
                 lineStart = false
                 while i < s.count, s[i] == " " || s[i] == "\t" { advance() }
-                if i < s.count, s[i] == "[" || s[i] == "{" { open.append(s[i]); advance() }
+                if i < s.count, s[i] == "[" || s[i] == "{" { open.append(s[i]); valueStart = s[i] == "["; advance() } else { valueStart = true }
                 continue
+            case "=", ",":
+                valueStart = c == "=" || open.last == "["
             default:
                 break
             }

@@ -30,6 +30,18 @@ struct ConfigFuzzRegressionTests {
         #expect(throws: ConfigError.self) { _ = try TOMLPreflight.check(text) }
     }
 
+    @Test("a value that starts like a date or a time is refused (toml++ asserted on malformed dates)",
+          arguments: ["r=9920-03-0- 3\n", "k = 1979-05-27\n", "k = 07:32:00\n", "k = [1, 1979-05-27]\n", "k = {a = 10:00}\n",
+                      "k = [ # c\n 2020-01-01 ]\n"])
+    func datesRefused(text: String) {
+        #expect(throws: ConfigError.self) { _ = try TOMLPreflight.check(text) }
+    }
+
+    @Test("numbers stay legal: exponents, signs, years as integers")
+    func numbersLegal() throws {
+        try TOMLPreflight.check("a = 1e-5\nb = -12\nc = 2026\nd = [1, -2, 3.5e-3]\ne = {f = 1_000}\ng = 0x1F\n")
+    }
+
     @Test("matching brackets, and brackets inside strings and comments, stay legal")
     func matchedBrackets() throws {
         try TOMLPreflight.check("k = [{a = [1, {b = 2}]}, [ ]]\ns = \"}]\" # ] }\nt = { u = [ \"{\" ] }\n")
