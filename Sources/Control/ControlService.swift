@@ -1,4 +1,5 @@
 import Agent
+import Crypto
 import Foundation
 import JSONLimits
 import Gate
@@ -200,7 +201,7 @@ public actor ControlService {
     /// Processes a command and publishes the result (what the subscription loop does for each message).
     @discardableResult
     public func handle(_ command: NodeCommand) async -> CommandResult {
-        let key = Self.lenientRequestID(command.payload).map { "\(command.name) \($0)" }
+        let key = Self.repeatKey(command)
         let result: CommandResult
         if let key, let earlier = answered[key] {
             logger.info("cmd/\(command.name) again: the earlier answer is sent again", metadata: ["request_id": "\(earlier.requestID ?? "")"])
@@ -366,6 +367,16 @@ public actor ControlService {
             r.slot = slot?.rawValue
             return r
         }
+    }
+
+    /// A re-sent command is byte for byte the one sent before (the controller re-sends its payload unchanged),
+    /// and only controllers add a `request_id`, fresh per command: so a payload that names one is keyed by its
+    /// hash. Payloads without one (Home Assistant's number entities) always run: setting 0.6, 0.5, 0.6 again
+    /// must apply all three. No JSON is parsed here (a model envelope is megabytes).
+    private static func repeatKey(_ command: NodeCommand) -> String? {
+        guard command.payload.count <= ModelEnvelope.maxEnvelopeBytes,
+              command.payload.firstRange(of: Array("\"request_id\"".utf8)) != nil else { return nil }
+        return command.name + " " + SHA256.hash(data: command.payload).map { String(format: "%02x", $0) }.joined()
     }
 
     /// The `request_id` of an envelope that failed to decode as a whole (a missing or mistyped field), so
