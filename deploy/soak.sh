@@ -153,11 +153,11 @@ while read -r at kind hold; do
   echo "$(date +%s.%N) $kind $hold" >> "$work/faults.log"
   case $kind in
     broker) kill -TERM "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; sleep "$hold"; start_broker ;;
-    kill)   kill -KILL "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; sleep "$hold"; start_agent ;;
+    kill)   kill -KILL "$agent_pid" 2>/dev/null || true; wait "$agent_pid" 2>/dev/null || true; sleep "$hold"; start_agent ;;
     disk)   dd if=/dev/zero of="$state/filler" bs=64k >/dev/null 2>&1 || true; sleep "$hold"; rm -f "$state/filler" ;;
     device) touch "$work/removed"; rm -f "$work/mic.fifo"
             # An agent that opens the device while it is gone (here: one restarted now) must keep retrying.
-            kill -KILL "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; start_agent
+            kill -KILL "$agent_pid" 2>/dev/null || true; wait "$agent_pid" 2>/dev/null || true; start_agent
             sleep "$hold"; rm -f "$work/removed" ;;
   esac
   if ! kill -0 "$agent_pid" 2>/dev/null; then echo "$(date +%s.%N) agent died by itself" >> "$work/faults.log"; start_agent; fi
@@ -165,7 +165,7 @@ done < "$work/plan.txt"
 while python3 -c "import sys; sys.exit(0 if $(elapsed) < $minutes * 60 else 1)"; do sleep 1; done
 # Let the outbox drain, then stop cleanly (SIGTERM) and collect.
 sleep 5
-kill -TERM "$agent_pid"; wait "$agent_pid" 2>/dev/null || true
+kill -TERM "$agent_pid" 2>/dev/null || true; wait "$agent_pid" 2>/dev/null || true
 sleep 2
 kill "$sub_pid" 2>/dev/null || true; kill "$sampler_pid" 2>/dev/null || true
 kill "$feeder_pid" 2>/dev/null || true
