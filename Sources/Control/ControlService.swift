@@ -208,7 +208,7 @@ public actor ControlService {
             result = earlier
         } else {
             result = await process(command)
-            if let key, result.ok {
+            if let key, result.ok, result.requestID != nil {
                 answered[key] = result
                 answeredOrder.append(key)
                 if answeredOrder.count > Self.rememberedAnswers { answered[answeredOrder.removeFirst()] = nil }
@@ -370,12 +370,11 @@ public actor ControlService {
     }
 
     /// A re-sent command is byte for byte the one sent before (the controller re-sends its payload unchanged),
-    /// and only controllers add a `request_id`, fresh per command: so a payload that names one is keyed by its
-    /// hash. Payloads without one (Home Assistant's number entities) always run: setting 0.6, 0.5, 0.6 again
-    /// must apply all three. No JSON is parsed here (a model envelope is megabytes).
+    /// so commands are keyed by the payload's hash; only answers to commands that carried a `request_id`
+    /// (controllers add a fresh one per command) are remembered, so payloads without one (Home Assistant's
+    /// entities: 0.6, 0.5, 0.6 again) always run. No JSON is parsed or searched here (envelopes are megabytes).
     private static func repeatKey(_ command: NodeCommand) -> String? {
-        guard command.payload.count <= ModelEnvelope.maxEnvelopeBytes,
-              command.payload.firstRange(of: Array("\"request_id\"".utf8)) != nil else { return nil }
+        guard command.payload.count <= ModelEnvelope.maxEnvelopeBytes else { return nil }
         return command.name + " " + SHA256.hash(data: command.payload).map { String(format: "%02x", $0) }.joined()
     }
 
