@@ -41,6 +41,7 @@ public actor ControlService {
     private var kept: [ModelSlot: (entry: ModelStore.Entry?, model: AnyModel)] = [:]
     private var latestAnnounced: [ModelSlot: String] = [:]
     private var loop: Task<Void, Never>?
+    private let commandQueue: Int
     /// The latest successful answers by (command, request id): a controller re-sends a command whose answer
     /// it may have missed (a broker restart), and the node answers it again without running it twice. A
     /// refusal changed nothing, so a repeat of it simply runs again.
@@ -57,9 +58,12 @@ public actor ControlService {
     ///   - baselineModel: the reason model for "nothing installed"; default: the one the agent started with
     ///     unless that came from the model store (pass the configured model then, as `run` does).
     ///   - baselineCryDetector: the same for the cry and yamnet slots: the configured cry detector.
+    ///   - commandQueue: commands that may wait while one is handled; beyond that they are answered `busy`.
     public init(agent: Agent, config: AgentConfig, trustedKeys: [SigningKeys.TrustedKey], publisher: NodePublisher,
                 baselineModel: ModelBundle? = nil, baselineCryDetector: CryDetectorModel? = nil,
+                commandQueue: Int = ControlService.queuedCommands,
                 logger: Logger = Logger(label: "deepinfant.control")) throws {
+        self.commandQueue = commandQueue
         self.agent = agent
         self.publisher = publisher
         self.trusted = trustedKeys
@@ -180,7 +184,9 @@ public actor ControlService {
     /// retained config echo for Home Assistant's `number` entities.
     public func start() async {
         guard loop == nil else { return }
-        let commands = publisher.commands
+        let commands = publisher.commands(queue: commandQueue) { [publisher] command in
+            Self.refuseBusy(command, publisher: publisher)
+        }
         loop = Task { [weak self] in
             for await command in commands {
                 guard let self else { return }
@@ -188,6 +194,23 @@ public actor ControlService {
             }
         }
         await publishConfigState()
+    }
+
+    /// Commands waiting for the one being handled; more than this (a flood, or a fleet push far wider than
+    /// any real one) are answered `busy` at once.
+    public static let queuedCommands = 256
+
+    /// The answer to a command that found the queue full: sent from the MQTT thread, so nothing of the
+    /// service's state is read (no config hash) and nothing is run.
+    private static func refuseBusy(_ command: NodeCommand, publisher: NodePublisher) {
+        let result = CommandResult(command: command.name, requestID: lenientRequestID(command.payload),
+                                   nodeID: publisher.topics.nodeID, ok: false, error: "busy",
+                                   message: "too many commands are already waiting; send it again later")
+        do {
+            try publisher.publishResult(result)
+        } catch {
+            Logger(label: "deepinfant.control").warning("answering cmd/\(command.name) busy failed: \(error)")
+        }
     }
 
     public func stop() {
@@ -215,7 +238,7 @@ public actor ControlService {
             }
         }
         do {
-            try await publisher.publishResult(result)
+            try publisher.publishResult(result)
         } catch {
             logger.warning("publishing the result of cmd/\(command.name) failed: \(error)")
         }

@@ -6,9 +6,14 @@ import Synchronization
 /// (the node publisher, the command router, tests), so each caller gets its own stream. Thread-safe, so the
 /// libmosquitto thread can yield into it directly.
 final class Broadcaster<Element: Sendable>: Sendable {
+    private struct Subscriber {
+        let continuation: AsyncStream<Element>.Continuation
+        let onDrop: (@Sendable (Element) -> Void)?
+    }
+
     private struct Subscribers {
         var next: UInt64 = 0
-        var continuations: [UInt64: AsyncStream<Element>.Continuation] = [:]
+        var continuations: [UInt64: Subscriber] = [:]
         var finished = false
     }
 
@@ -20,13 +25,19 @@ final class Broadcaster<Element: Sendable>: Sendable {
     }
 
     /// A new stream that sees every element yielded from now on.
-    func subscribe() -> AsyncStream<Element> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: buffering)
+    ///
+    /// - Parameters:
+    ///   - buffering: this stream's own limit (default: the broadcaster's).
+    ///   - onDrop: called (on the producer's thread) with each element the limit pushed out, so a subscriber
+    ///     that must answer everything it was sent can answer those too.
+    func subscribe(buffering: AsyncStream<Element>.Continuation.BufferingPolicy? = nil,
+                   onDrop: (@Sendable (Element) -> Void)? = nil) -> AsyncStream<Element> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: buffering ?? self.buffering)
         let id: UInt64? = subscribers.withLock { state in
             guard !state.finished else { return nil }
             let id = state.next
             state.next += 1
-            state.continuations[id] = continuation
+            state.continuations[id] = Subscriber(continuation: continuation, onDrop: onDrop)
             return id
         }
         guard let id else {
@@ -41,7 +52,9 @@ final class Broadcaster<Element: Sendable>: Sendable {
 
     func yield(_ element: Element) {
         let targets = subscribers.withLock { Array($0.continuations.values) }
-        for continuation in targets { continuation.yield(element) }
+        for target in targets {
+            if case let .dropped(lost) = target.continuation.yield(element) { target.onDrop?(lost) }
+        }
     }
 
     func finish() {
@@ -50,6 +63,6 @@ final class Broadcaster<Element: Sendable>: Sendable {
             defer { state.continuations.removeAll() }
             return Array(state.continuations.values)
         }
-        for continuation in targets { continuation.finish() }
+        for target in targets { target.continuation.finish() }
     }
 }

@@ -64,6 +64,12 @@ public actor NodePublisher {
     /// Commands from `<prefix>/<node>/cmd/<name>` and `<prefix>/all/cmd/<name>` (each access: a new stream).
     public nonisolated var commands: AsyncStream<NodeCommand> { commandBroadcast.subscribe() }
 
+    /// Commands as above, at most `queue` of them waiting: one that arrives while the queue is full goes to
+    /// `overflow` instead (on the MQTT thread), so a flood is answered rather than silently thinned out.
+    public nonisolated func commands(queue: Int, overflow: @escaping @Sendable (NodeCommand) -> Void) -> AsyncStream<NodeCommand> {
+        commandBroadcast.subscribe(buffering: .bufferingOldest(max(1, queue)), onDrop: overflow)
+    }
+
     /// Subscribes to commands and HA's status, starts connecting. Idempotent.
     public func start() throws {
         guard !started else { return }
@@ -151,7 +157,7 @@ public actor NodePublisher {
 
     /// QoS 1, not retained; queued in memory by libmosquitto while disconnected. Any result document with
     /// at least `ResultPayload`'s keys (the control service sends its richer `CommandResult`).
-    public func publishResult<T: Encodable & Sendable>(_ result: T) throws {
+    public nonisolated func publishResult<T: Encodable & Sendable>(_ result: T) throws {
         try client.enqueue(topic: topics.result, payload: try PayloadJSON.encode(result), qos: .atLeastOnce)
     }
 

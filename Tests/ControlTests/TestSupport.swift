@@ -239,7 +239,7 @@ final class TestNode: @unchecked Sendable {
     /// `audio`: a recording to stream in real time instead of the generated one.
     init(id: String = "nursery", seconds: Double = 120, levelInterval: Double = 10, trust: Bool = true, bursts: Bool = false,
          detector: CryDetectorModel? = nil, startPipeline: Bool = true, broker shared: Broker? = nil, audio recording: URL? = nil,
-         edit: (inout AgentConfig) -> Void = { _ in }) async throws {
+         commandQueue: Int = ControlService.queuedCommands, edit: (inout AgentConfig) -> Void = { _ in }) async throws {
         broker = try shared ?? Broker()
         self.id = id
         let audio = try recording ?? Self.sharedWAV(seconds: seconds, bursts: bursts)
@@ -265,7 +265,7 @@ final class TestNode: @unchecked Sendable {
         trustedKey = trust ? key : nil
         agent = Agent(config: c, cryDetector: self.detector, reasonModel: Self.reasonModel)
         control = try ControlService(agent: agent, config: c, trustedKeys: trust ? [key] : [], publisher: try agent.publisher(),
-                                     logger: Self.quietLogger)
+                                     commandQueue: commandQueue, logger: Self.quietLogger)
         await control.start()
         fleet = try FleetController(settings: broker.settings("fleet-\(UUID().uuidString.prefix(6))"))
         try await fleet.connect()
