@@ -109,6 +109,9 @@ sleep 0.3
 printf '[audio]\ndevice = "soak"\n[node]\nid = "soak"\nstate_dir = "%s"\n[mqtt]\nbroker = "mqtt://127.0.0.1:%s"\n[log]\nlevel = "notice"\n' \
   "$state" "$port" > "$work/config.toml"
 starts=0
+# A crash prints its backtrace into agent.log (the static binary needs the toolchain's static backtracer).
+backtracer=$(dirname "$(readlink -f "$(command -v swift)")")/../libexec/swift/linux/swift-backtrace-static
+[ -x "$backtracer" ] && export SWIFT_BACKTRACE="enable=yes,interactive=no,swift-backtrace=$backtracer"
 start_agent() {
   ALSA_CONFIG_PATH="$work/asound.conf" "$bin" run --config "$work/config.toml" >> "$work/agent.log" 2>&1 &
   agent_pid=$!; starts=$((starts + 1))
@@ -238,7 +241,7 @@ report = {
     "rss_mb_per_hour_slope": wa(rss_s), "fds_per_hour_slope": wa(fd_s),
     "longest_run_s": round(longest, 0), "runs_measured": len(rss_s),
     "problem_episodes": problems[:20],
-    "crash_lines": sum(1 for l in open(f"{w}/agent.log") if "Fatal error" in l or "Crash" in l or "Segmentation" in l),
+    "crash_lines": sum(1 for l in open(f"{w}/agent.log") if "Fatal error" in l or "Program crashed" in l or "Segmentation" in l),
 }
 print(json.dumps(report, indent=1))
 PY

@@ -84,7 +84,7 @@ struct FeedbackCircleTests {
 
         // Export both homes, learn, push back.
         let dir = broker.directory.appendingPathComponent("export")
-        let fleet = ["--broker", broker.url, "--timeout", "10"]
+        let fleet = ["--broker", broker.url, "--timeout", "30"]  // generous: the whole suite runs beside it
         var (status, output) = try Self.cli(["fleet", "export-feedback", "--all", "--out", dir.path, "--page-bytes", "20000"] + fleet)
         #expect(status == 0, "\(output)")
         let exported = try FeedbackExportFolder.read(dir)
