@@ -9,7 +9,7 @@
 # (seq 0, 1, 2, ... without gaps, one start, at most one end), repeats only as exact (episode_id, seq)
 # duplicates, nothing the agent stored in its outbox left behind; and the agent's RSS, open file
 # descriptors and outbox size over time (slope per hour within each run of the agent).
-# Usage: bash deploy/soak.sh [MINUTES] [SPEED]   (default 10 minutes at 24x; BIN=path, SEED=n)
+# Usage: bash deploy/soak.sh [MINUTES] [SPEED]   (default 10 minutes at 24x; BIN=path, SEED=n, TMPFS_MB=24)
 # Needs root for the tmpfs (without it the disk-full fault is skipped and the report says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ work=$(mktemp -d)
 state="$work/state"
 mkdir -p "$state"
 tmpfs=0
-if mount -t tmpfs -o size=24m tmpfs "$state" 2>/dev/null; then tmpfs=1; fi
+if mount -t tmpfs -o size=${TMPFS_MB:-24}m tmpfs "$state" 2>/dev/null; then tmpfs=1; fi
 cleanup() {
   kill "${agent_pid:-}" "${feeder_pid:-}" "${sub_pid:-}" "${broker_pid:-}" "${sampler_pid:-}" 2>/dev/null || true
   wait 2>/dev/null || true

@@ -7,16 +7,27 @@ import Synchronization
 /// exported to the fleet owner. Durable like the outbox (WAL, every commit fsynced) and bounded: beyond
 /// `maxEpisodes` the oldest *unlabelled* episode goes; unlabelled episodes older than `maxAgeDays` go; kept
 /// audio beyond `audioMaxBytes` is dropped oldest first. Model updates do not touch it.
+///
+/// It also never takes the last `diskReserveBytes` of the state disk: the outbox and the open-episode mark
+/// live there too, and an event that cannot be stored durably matters more than feedback. (A soak on a
+/// 24 MB state disk found the store growing until every event went out without durability.) Past that
+/// point the file stops growing and the oldest unlabelled episodes make room for the new one.
 public final class FeedbackStore: Sendable {
     public let path: String
     public let maxEpisodes: Int
     public let maxLabelled: Int
     public let maxAge: TimeInterval
     public let audioMaxBytes: Int
+    public let diskReserveBytes: Int64
     private let database: Mutex<SQLiteDatabase>
 
-    public init(path: String, settings: FeedbackSettings = FeedbackSettings()) throws {
+    /// Free space on the state disk the store leaves alone by default.
+    public static let defaultDiskReserveBytes: Int64 = 8_000_000
+
+    public init(path: String, settings: FeedbackSettings = FeedbackSettings(),
+                diskReserveBytes: Int64 = FeedbackStore.defaultDiskReserveBytes) throws {
         self.path = path
+        self.diskReserveBytes = diskReserveBytes
         maxEpisodes = settings.maxEpisodes
         maxLabelled = settings.maxLabelled
         maxAge = settings.maxAgeDays * 86_400
@@ -57,20 +68,50 @@ public final class FeedbackStore: Sendable {
     public func record(_ e: FeedbackEpisode, audio: [Int16]? = nil, now: Date = Date()) throws {
         let probabilities = Self.json(e.probabilities), models = Self.json(e.models)
         try database.withLock { db in
-            try db.transaction {
-                try db.run("""
-                    INSERT INTO episodes (id, started_at, ended_at, duration_s, cry_confidence, reason, probabilities, models,
-                                          dimension, embeddings, patch_probabilities, audio)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET ended_at = excluded.ended_at, duration_s = excluded.duration_s,
-                        cry_confidence = excluded.cry_confidence, reason = excluded.reason, probabilities = excluded.probabilities,
-                        models = excluded.models, dimension = excluded.dimension, embeddings = excluded.embeddings,
-                        patch_probabilities = excluded.patch_probabilities, audio = COALESCE(excluded.audio, episodes.audio)
-                    """, [.text(e.id), .double(e.startedAt.timeIntervalSince1970), e.endedAt.map { .double($0.timeIntervalSince1970) } ?? .null,
-                          e.durationS.map { .double($0) } ?? .null, .double(e.cryConfidence), .text(e.reason), .text(probabilities),
-                          .text(models), .int(Int64(e.dimension)), .blob(Self.bytes(e.embeddings)),
-                          .blob(Self.bytes(e.patchProbabilities.map(Float.init))), audio.map { .blob(Self.bytes($0)) } ?? .null])
-                try prune(db, now: now)
+            try capGrowth(db)
+            try Self.makingRoom(db) {
+                try db.transaction {
+                    try db.run("""
+                        INSERT INTO episodes (id, started_at, ended_at, duration_s, cry_confidence, reason, probabilities, models,
+                                              dimension, embeddings, patch_probabilities, audio)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET ended_at = excluded.ended_at, duration_s = excluded.duration_s,
+                            cry_confidence = excluded.cry_confidence, reason = excluded.reason, probabilities = excluded.probabilities,
+                            models = excluded.models, dimension = excluded.dimension, embeddings = excluded.embeddings,
+                            patch_probabilities = excluded.patch_probabilities, audio = COALESCE(excluded.audio, episodes.audio)
+                        """, [.text(e.id), .double(e.startedAt.timeIntervalSince1970), e.endedAt.map { .double($0.timeIntervalSince1970) } ?? .null,
+                              e.durationS.map { .double($0) } ?? .null, .double(e.cryConfidence), .text(e.reason), .text(probabilities),
+                              .text(models), .int(Int64(e.dimension)), .blob(Self.bytes(e.embeddings)),
+                              .blob(Self.bytes(e.patchProbabilities.map(Float.init))), audio.map { .blob(Self.bytes($0)) } ?? .null])
+                    try prune(db, now: now)
+                }
+            }
+        }
+    }
+
+    /// Lets the file grow only into free space beyond the reserve (SQLite's `max_page_count`; it is never
+    /// set below the file's current size, so a disk filled by something else freezes the store's size).
+    private func capGrowth(_ db: SQLiteDatabase) throws {
+        var fs = statvfs()
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard statvfs(directory, &fs) == 0 else { return }
+        let free = Int64(fs.f_bavail) * Int64(fs.f_frsize)
+        let pageSize = Int64(try db.queryInt("PRAGMA page_size"))
+        let pages = Int64(try db.queryInt("PRAGMA page_count"))
+        let budget = max(pages, pages + (free - diskReserveBytes) / max(1, pageSize))
+        _ = try db.queryInt("PRAGMA max_page_count = \(budget)")
+    }
+
+    /// Runs `write`; when the file has no room, drops the oldest unlabelled episodes (their pages are reused)
+    /// and tries again, a few times with more each time. Labelled episodes are never dropped for room.
+    private static func makingRoom(_ db: SQLiteDatabase, _ write: () throws -> Void) throws {
+        for attempt in 0..<4 {
+            do {
+                return try write()
+            } catch let error as SQLiteError where error.isFull && attempt < 3 {
+                try db.run("DELETE FROM episodes WHERE seq IN (SELECT seq FROM episodes WHERE label IS NULL ORDER BY started_at LIMIT ?)",
+                           [.int(Int64(4 << (2 * attempt)))])
+                if db.changes == 0 { throw error }
             }
         }
     }

@@ -5,6 +5,8 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     public let message: String
     public var description: String { "database error \(code): \(message)" }
+    /// SQLITE_FULL: the disk, or the file's `max_page_count`, has no room.
+    public var isFull: Bool { code == SQLITE_FULL }
 }
 
 /// The few SQLite calls the node's stores need (the outbox, the feedback store). Not thread-safe by itself:

@@ -104,4 +104,33 @@ struct FeedbackStoreTests {
         #expect(seen == ["e0", "e1", "e3", "e4"])
         #expect(try store.exportPage(after: 0, maxBytes: 1_000_000).count == 4)
     }
+
+    @Test("the store leaves the disk's reserve alone: past it the file stops growing, old unlabelled episodes make room, answers stay")
+    func diskReserve() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var fs = statvfs()
+        try #require(statvfs(dir.path, &fs) == 0)
+        let free = Int64(fs.f_bavail) * Int64(fs.f_frsize)
+        // A reserve that leaves this store about 1.5 MB of the real disk.
+        let path = dir.appendingPathComponent("f.sqlite").path
+        let store = try FeedbackStore(path: path, diskReserveBytes: free - 1_500_000)
+        let t = Date(timeIntervalSince1970: 1_800_000_000)
+        // 16 patches of 1024-d embeddings: 64 KB an episode, 121 of them = 7.9 MB.
+        func big(_ id: String, _ i: Int) -> FeedbackEpisode {
+            FeedbackEpisode(id: id, startedAt: t.addingTimeInterval(Double(i)), reason: "hungry", probabilities: ["hungry": 1], models: [:],
+                            embeddings: (0..<(16 * 1024)).map { Float(($0 + i) % 97) }, dimension: 1024,
+                            patchProbabilities: Array(repeating: 0.9, count: 16))
+        }
+        try store.record(big("answered", 0), now: t)
+        try store.label("answered", as: "tired", now: t)
+        for i in 0..<120 { try store.record(big("e\(i)", i + 1), now: t) }
+        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        #expect(size <= 1_700_000, "file \(size) bytes")
+        let kept = try store.counts().episodes
+        #expect(kept < 121 && kept >= 5, "kept \(kept)")
+        #expect(try store.episode("e119") != nil, "the newest is kept")
+        #expect(try store.episode("answered")?.label == "tired", "answers are never dropped for room")
+        print("disk reserve: \(kept) of 121 episodes in \(size) bytes")
+    }
 }
