@@ -44,7 +44,16 @@ final class YAMNetCryDetector: CryDetector {
     var usesReasonFrames: Bool { false }
 
     func append(_ samples: UnsafeBufferPointer<Float>, startSample: Int64) -> [Double] {
-        if buffer.isEmpty {
+        // Capture drops chunks when the gate falls behind, so a chunk may not follow the last one. The
+        // buffer must stay aligned with the stream (it once kept appending past such gaps, scored shifted
+        // audio, then found nothing to score and trapped in `removeFirst`: a soak crash after drops). A
+        // gap shorter than a patch is heard as silence, so an overloaded node that loses every few chunks
+        // still scores its patches; after a longer gap (or a stream that went back) the grid starts again.
+        let expected = bufferStart + Int64(buffer.count)
+        if !buffer.isEmpty, startSample > expected, startSample - expected < Int64(patchSamples) {
+            buffer += repeatElement(0, count: Int(startSample - expected))
+        } else if buffer.isEmpty || startSample != expected {
+            buffer.removeAll(keepingCapacity: true)
             bufferStart = startSample
             nextPoint = startSample + Int64(patchSamples)
         }
