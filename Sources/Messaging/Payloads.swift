@@ -29,8 +29,14 @@ public enum PayloadJSON {
         return decoder
     }
 
+    /// Rounded to the nearest millisecond, so that formatting what was parsed gives the same text: a node
+    /// that re-publishes a saved event after a restart sends an exact repeat (Foundation's formatter
+    /// truncates, and half of all parsed timestamps came back 1 ms early: conflicting duplicates in the soak).
     public static func formatTimestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let ms = (date.timeIntervalSince1970 * 1000).rounded()
+        let seconds = (ms / 1000).rounded(.down)
+        let whole = Date(timeIntervalSince1970: seconds).formatted(Date.ISO8601FormatStyle())
+        return whole.dropLast() + String(format: ".%03dZ", Int(ms - seconds * 1000))
     }
 
     public static func parseTimestamp(_ text: String) -> Date? {

@@ -56,6 +56,24 @@ struct TopicsAndPayloadTests {
         #expect(try PayloadJSON.decode(CryEventPayload.self, from: bytes) == event)
     }
 
+    /// A restarted node publishes its saved open event again; consumers drop repeats only if the bytes match.
+    @Test("a timestamp formats the same after a parse, to the millisecond")
+    func timestampsSurviveARoundTrip() throws {
+        for i in 0..<20_000 {
+            let text = PayloadJSON.formatTimestamp(Date(timeIntervalSince1970: 1_796_310_000 + Double(i) * 0.0137))
+            let again = try #require(PayloadJSON.parseTimestamp(text))
+            #expect(PayloadJSON.formatTimestamp(again) == text)
+            if PayloadJSON.formatTimestamp(again) != text { return }
+        }
+        #expect(PayloadJSON.formatTimestamp(Date(timeIntervalSince1970: 1_796_310_000.9996)) == "2026-12-03T15:00:01.000Z")
+        #expect(PayloadJSON.formatTimestamp(Date(timeIntervalSince1970: 1_796_310_000.0137)) == "2026-12-03T15:00:00.014Z")
+        let event = CryEventPayload(type: .start, episodeID: "e", seq: 0, timestamp: Date(timeIntervalSince1970: 1_796_310_915.79),
+                                    startedAt: Date(timeIntervalSince1970: 1_796_310_914.29), reason: "hungry", confidence: 0.8,
+                                    probabilities: ["hungry": 0.8], levelDBFS: -20, modelVersion: "1.0.0")
+        let bytes = try PayloadJSON.encode(event)
+        #expect(try PayloadJSON.encode(try PayloadJSON.decode(CryEventPayload.self, from: bytes)) == bytes)
+    }
+
     @Test func otherPayloadsRoundTrip() throws {
         let now = Date(timeIntervalSince1970: 1_764_000_000)
         let state = StatePayload(crying: true, reason: "tired", confidence: 0.7, since: now, episodeID: "e")
