@@ -28,9 +28,11 @@ cleanup() {
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="mqtt://127.0.0.1:$port"
-# As deploy/mosquitto/mosquitto.conf: persistence on (retained messages survive a restart).
+# As deploy/mosquitto/mosquitto.conf: persistence on (retained messages survive a restart). mosquitto
+# started as root drops to its own user, which must reach and write the persistence folder.
+mkdir -p "$work/broker" && chmod 711 "$work" && chmod 777 "$work/broker"
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nmessage_size_limit 0\nmax_connections -1\npersistence true\npersistence_location %s/\n' \
-  "$port" "$work" > "$work/m.conf"
+  "$port" "$work/broker" > "$work/m.conf"
 start_broker() {
   /usr/sbin/mosquitto -c "$work/m.conf" >>"$work/broker.log" 2>&1 & broker_pid=$!
   for _ in $(seq 100); do python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null && return; sleep 0.05; done

@@ -33,8 +33,12 @@ cleanup() {
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# The broker persists its sessions, so the subscriber's queue survives a broker restart. mosquitto started
+# as root drops to its own user, which must reach and write the folder (it could not, once: every broker
+# fault then lost what the subscriber had not yet read, and the soak counted it against the node).
+mkdir -p "$work/broker" && chmod 711 "$work" && chmod 777 "$work/broker"
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nmessage_size_limit 0\npersistence true\npersistence_location %s/\nautosave_interval 5\n' \
-  "$port" "$work" > "$work/m.conf"
+  "$port" "$work/broker" > "$work/m.conf"
 start_broker() {
   /usr/sbin/mosquitto -c "$work/m.conf" >>"$work/broker.log" 2>&1 & broker_pid=$!
   for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null && return; sleep 0.05; done
@@ -242,6 +246,8 @@ report = {
     "longest_run_s": round(longest, 0), "runs_measured": len(rss_s),
     "problem_episodes": problems[:20],
     "crash_lines": sum(1 for l in open(f"{w}/agent.log") if "Fatal error" in l or "Program crashed" in l or "Segmentation" in l),
+    # Non-zero: the broker lost the subscriber's queue on restarts, so losses above may be the harness's.
+    "broker_save_errors": sum(1 for l in open(f"{w}/broker.log") if "Error saving" in l),
 }
 print(json.dumps(report, indent=1))
 PY
